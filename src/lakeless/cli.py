@@ -1,0 +1,60 @@
+"""The ``lakeless`` command line: one subcommand per pipeline stage.
+
+Each stage keeps its own commands in ``lakeless/<stage>/cli.py``; this module only assembles them
+and configures logging (the library itself never does).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+
+from lakeless.errors import LakelessError
+
+app = typer.Typer(
+    name="lakeless",
+    help="Streaming machine learning on Apache Kafka, without a data lake.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _main(
+    log_level: Annotated[
+        str, typer.Option(envvar="LAKELESS_LOG_LEVEL", help="DEBUG, INFO, WARNING or ERROR.")
+    ] = "INFO",
+) -> None:
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(name)s: %(message)s",
+        handlers=[RichHandler(console=Console(stderr=True), show_path=False)],
+    )
+
+
+def _register() -> None:
+    # Stage modules import their heavy dependencies inside the commands, so this stays cheap.
+    from lakeless.demo.cli import demo
+    from lakeless.stack.cli import stack_app, topics_app
+
+    app.command("demo")(demo)
+
+    app.add_typer(stack_app, name="stack")
+    app.add_typer(topics_app, name="topics")
+
+
+_register()
+
+
+def main() -> None:
+    """Entry point: run the app, turning `LakelessError` into a one-line message and exit 1."""
+    try:
+        app()
+    except LakelessError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}")
+        sys.exit(1)

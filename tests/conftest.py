@@ -1,0 +1,65 @@
+"""Shared fixtures: a real Kafka broker and a real Mosquitto for the whole test session.
+
+Set ``LAKELESS_TEST_BOOTSTRAP=host:port`` to use an existing broker instead of starting one
+(and ``LAKELESS_TEST_MQTT=mqtt://host:port`` for an existing MQTT broker).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from lakeless.config import KafkaSettings, MqttSettings
+from lakeless.kafka import TopicSpec, create_topics
+from lakeless.stack import KafkaBroker, MosquittoBroker, free_port
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaSettings]:
+    """Client settings for a real broker: the one in LAKELESS_TEST_BOOTSTRAP, or a fresh one."""
+    if bootstrap := os.environ.get("LAKELESS_TEST_BOOTSTRAP"):
+        yield KafkaSettings(bootstrap_servers=bootstrap)
+        return
+    broker = KafkaBroker(tmp_path_factory.mktemp("stack"), free_port(), free_port(), heap="768m")
+    broker.start()
+    try:
+        yield KafkaSettings(bootstrap_servers=broker.bootstrap)
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def mqtt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MqttSettings]:
+    """Settings for a real Mosquitto: LAKELESS_TEST_MQTT, or a fresh one on a free port."""
+    if url := os.environ.get("LAKELESS_TEST_MQTT"):
+        yield MqttSettings(url=url)
+        return
+    broker = MosquittoBroker(tmp_path_factory.mktemp("mqtt"), free_port())
+    broker.start()
+    try:
+        yield MqttSettings(url=broker.url)
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def new_topic(kafka: KafkaSettings) -> Iterator[Callable[..., str]]:
+    """Factory: ``new_topic(partitions=1, **config)`` creates a uniquely named topic."""
+
+    def make(partitions: int = 1, **config: str) -> str:
+        name = f"test-{uuid.uuid4().hex[:10]}"
+        create_topics(kafka, [TopicSpec(name, partitions, 1, dict(config))])
+        return name
+
+    yield make
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Everything under tests/integration talks to real brokers.
+    for item in items:
+        if Path(item.fspath).parts[-2] == "integration":
+            item.add_marker(pytest.mark.kafka)
