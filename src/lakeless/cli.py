@@ -39,10 +39,14 @@ def _main(
 
 def _register() -> None:
     # Stage modules import their heavy dependencies inside the commands, so this stays cheap.
+    from lakeless.bridge.cli import bridge
     from lakeless.demo.cli import demo
+    from lakeless.fleet.cli import simulate
     from lakeless.stack.cli import stack_app, topics_app
 
+    app.command("bridge")(bridge)
     app.command("demo")(demo)
+    app.command("simulate")(simulate)
 
     app.add_typer(stack_app, name="stack")
     app.add_typer(topics_app, name="topics")
