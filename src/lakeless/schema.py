@@ -12,7 +12,7 @@ in psi, accelerometers in g, throttle as a fraction (0-1).
 ``sensor-clean`` holds `encode_clean` records: one version byte, a fixed little-endian
 numeric block (``ts``, ``seq``, the 18 sensor fields as float64) that a whole batch decodes
 with a single ``numpy.frombuffer``, then the three strings (car id, vehicle model, failure
-label), each length-prefixed. See `decode_clean_batch`.
+label), each prefixed by its UTF-8 length as a little-endian uint16. See `decode_clean_batch`.
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from msgspec import Meta
 
 SCHEMA_VERSION: Final = 1
 
-#: Longest accepted car id / vehicle model / failure label, in UTF-8 bytes.
+#: Longest accepted car id / vehicle model / failure label, in characters.
 MAX_NAME_LEN: Final = 64
 #: A car id must be usable as one MQTT topic level (no ``/``, ``+``, ``#``).
-CAR_ID_PATTERN: Final = r"^[A-Za-z0-9_.:-]+$"
+CAR_ID_PATTERN: Final = r"^[A-Za-z0-9_.:-]+\Z"  # \Z: "$" would accept a trailing newline
 
 Name = Annotated[str, Meta(min_length=1, max_length=MAX_NAME_LEN)]
 
@@ -54,7 +54,7 @@ class SensorEvent(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Fals
     """
 
     car_id: Annotated[str, Meta(min_length=1, max_length=MAX_NAME_LEN, pattern=CAR_ID_PATTERN)]
-    ts: Annotated[int, Meta(ge=0, description="event time, ms since the epoch (UTC)")]
+    ts: Annotated[int, Meta(ge=0, le=2**63 - 1, description="event time, ms since the epoch (UTC)")]
     seq: Annotated[int, Meta(ge=0, le=2**63 - 1, description="per-car counter")]
     model: Name
     coolant_temp: Annotated[float, _sensor(-50.0, 200.0, "degC")]
@@ -166,31 +166,29 @@ CLEAN_DTYPE: Final = np.dtype(
 )
 _NUMERIC = struct.Struct("<qq" + "d" * len(FEATURES))
 _BLOCK_END: Final = 1 + CLEAN_DTYPE.itemsize
-_NULL: Final = 0xFF  # length byte meaning "no string" (failure = None)
+_LENGTH = struct.Struct("<H")
+_NULL: Final = 0xFFFF  # length meaning "no string" (failure = None)
 
 
 def encode_clean(event: SensorEvent) -> bytes:
     """Encode a validated event in the ``sensor-clean`` binary layout."""
-    parts = [bytes((CLEAN_VERSION,)), _NUMERIC.pack(event.ts, event.seq, *_features(event))]
+    values = msgspec.structs.astuple(event)  # car_id, ts, seq, model, *features, failure
+    parts = [bytes((CLEAN_VERSION,)), _NUMERIC.pack(*values[1:3], *values[4:-1])]
     for text in (event.car_id, event.model, event.failure):
         if text is None:
-            parts.append(bytes((_NULL,)))
+            parts.append(_LENGTH.pack(_NULL))
         else:
             data = text.encode()
-            parts.append(bytes((len(data),)) + data)
+            parts.append(_LENGTH.pack(len(data)) + data)
     return b"".join(parts)
-
-
-def _features(event: SensorEvent) -> list[float]:
-    return [getattr(event, name) for name in FEATURES]
 
 
 def _strings(value: bytes) -> tuple[str, str, str | None]:
     out: list[str | None] = []
     pos = _BLOCK_END
     for _ in range(3):
-        size = value[pos]
-        pos += 1
+        (size,) = _LENGTH.unpack_from(value, pos)
+        pos += 2
         if size == _NULL:
             out.append(None)
         else:
