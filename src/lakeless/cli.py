@@ -42,10 +42,12 @@ def _register() -> None:
     from lakeless.bridge.cli import bridge
     from lakeless.demo.cli import demo
     from lakeless.fleet.cli import simulate
+    from lakeless.importer.cli import import_command
     from lakeless.stack.cli import stack_app, topics_app
 
     app.command("bridge")(bridge)
     app.command("demo")(demo)
+    app.command("import")(import_command)
     app.command("simulate")(simulate)
 
     app.add_typer(stack_app, name="stack")
