@@ -20,7 +20,7 @@ setup: $(STAMP) $(JARS_STAMP) system-packages  ## Install everything (virtualenv
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,train]'
 	touch $@
 
 $(JARS_STAMP): infra/pom.xml
