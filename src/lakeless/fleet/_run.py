@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import logging
 import math
-import signal
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from types import FrameType
 from typing import Any, Literal
 
 import numpy as np
@@ -31,6 +28,7 @@ from lakeless.fleet._sinks import (
     NullSink,
     StreamSink,
 )
+from lakeless.lifecycle import Stopper, stop_on_signals
 from lakeless.schema import SensorEvent
 
 logger = logging.getLogger(__name__)
@@ -177,11 +175,11 @@ class Simulator:
         self.chunk = max(1, chunk)
         self.flush_timeout = flush_timeout
         self.progress_every = progress_every
-        self._stop = threading.Event()
+        self._stopper = Stopper()
 
     def stop(self) -> None:
         """Ask a running `run` to stop after the current chunk (thread- and signal-safe)."""
-        self._stop.set()
+        self._stopper.request_stop("stop()")
 
     def run(self, count: int | None = None, timeout: float | None = None) -> SimulationStats:
         """Simulate until the duration is covered, ``count`` events or ``timeout`` wall seconds.
@@ -195,19 +193,20 @@ class Simulator:
         if sink is None:
             sink = make_sink(config.to, self.settings or load_settings())
         stats = SimulationStats(seed=fleet.seed, first_ts=fleet.start)
-        self._stop.clear()
-        restore = self._install_signals()
+        self._stopper = Stopper()
         steps = None if config.duration is None else math.ceil(config.duration / config.interval)
         labelled = np.zeros(len(FAILURE_MODES) + 1, dtype=np.int64)
         started = time.monotonic()
         deadline = None if timeout is None else started + timeout
         sink.open()
         try:
-            stats.stopped_by = self._loop(fleet, sink, steps, count, deadline, labelled, started)
+            with stop_on_signals(self._stopper):
+                stats.stopped_by = self._loop(
+                    fleet, sink, steps, count, deadline, labelled, started
+                )
         finally:
             stats.pending = sink.flush(self.flush_timeout)
             sink.close()
-            restore()
             stats.wall_seconds = time.monotonic() - started
         stats.events = sink.sent
         stats.delivered = sink.delivered
@@ -252,9 +251,9 @@ class Simulator:
                     wait = due - time.monotonic()
                     if deadline is not None:
                         wait = min(wait, deadline - time.monotonic())
-                    if wait > 0 and self._stop.wait(wait):
+                    if wait > 0 and self._stopper.wait(wait):
                         return "signal"
-                if self._stop.is_set():
+                if self._stopper.done:
                     return "signal"
                 now = time.monotonic()
                 if deadline is not None and now >= deadline:
@@ -274,22 +273,6 @@ class Simulator:
                         fleet.time,
                         active,
                     )
-
-    def _install_signals(self) -> Any:
-        if threading.current_thread() is not threading.main_thread():
-            return lambda: None
-
-        def handler(signum: int, frame: FrameType | None) -> None:
-            logger.info("received %s, stopping", signal.Signals(signum).name)
-            self._stop.set()
-
-        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
-
-        def restore() -> None:
-            for sig, old in previous.items():
-                signal.signal(sig, old)
-
-        return restore
 
 
 def run_simulation(
