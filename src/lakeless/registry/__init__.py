@@ -1,0 +1,67 @@
+"""The model registry on Kafka: every model version is one record on ``lakeless.models``.
+
+A registered model (`ModelRecord`) carries its name, version, ONNX bytes (or a ``file://`` URI
+when too large), sha256, feature list and normalization, threshold, metrics, lineage (the
+resolved offsets it was trained on), framework versions, hyperparameters, creation time and
+stage. Promotions are `StageChange` records appended to the same log; the registry's state is
+the fold of the log (`RegistryState`): no compaction, no external database.
+
+- `Registry`: register, list, get, promote, export (``lakeless models ...`` on the command line);
+- `RegistryFollower`: for scorers and servers, swaps to a newly promoted model between batches
+  and refuses a bad one (`validate`) while the current model keeps scoring.
+
+Example:
+    >>> from lakeless.testing.models import make_test_onnx
+    >>> record = build_record("car-ae", 1, make_test_onnx(), threshold=2.5)
+    >>> validate(record)  # checksum, features, schema version, ONNX contract
+    >>> decode_entry(encode_entry(record)) == record
+    True
+"""
+
+from lakeless.registry._errors import (
+    ModelNotFoundError,
+    ModelRejected,
+    RecordFormatError,
+    RegistryError,
+)
+from lakeless.registry._follower import RegistryFollower
+from lakeless.registry._log import MAX_RECORD_BYTES
+from lakeless.registry._record import (
+    FORMAT_VERSION,
+    ModelRecord,
+    ModelSummary,
+    Stage,
+    StageChange,
+    build_record,
+    decode_entry,
+    decode_summary,
+    encode_entry,
+)
+from lakeless.registry._registry import DEFAULT_MAX_INLINE_BYTES, Registry, RegistrySettings
+from lakeless.registry._state import RegistryState, VersionRef
+from lakeless.registry._validate import model_bytes, validate
+
+__all__ = [
+    "DEFAULT_MAX_INLINE_BYTES",
+    "FORMAT_VERSION",
+    "MAX_RECORD_BYTES",
+    "ModelNotFoundError",
+    "ModelRecord",
+    "ModelRejected",
+    "ModelSummary",
+    "RecordFormatError",
+    "Registry",
+    "RegistryError",
+    "RegistryFollower",
+    "RegistrySettings",
+    "RegistryState",
+    "Stage",
+    "StageChange",
+    "VersionRef",
+    "build_record",
+    "decode_entry",
+    "decode_summary",
+    "encode_entry",
+    "model_bytes",
+    "validate",
+]
