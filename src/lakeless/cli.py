@@ -39,17 +39,23 @@ def _main(
 
 def _register() -> None:
     # Stage modules import their heavy dependencies inside the commands, so this stays cheap.
+    from lakeless.bench.cli import bench_app
     from lakeless.bridge.cli import bridge
     from lakeless.demo.cli import demo
     from lakeless.fleet.cli import simulate
     from lakeless.importer.cli import import_command
+    from lakeless.preprocess.cli import preprocess
+    from lakeless.registry.cli import models_app
     from lakeless.stack.cli import stack_app, topics_app
 
     app.command("bridge")(bridge)
     app.command("demo")(demo)
+    app.command("preprocess")(preprocess)
     app.command("import")(import_command)
     app.command("simulate")(simulate)
 
+    app.add_typer(bench_app, name="bench")
+    app.add_typer(models_app, name="models")
     app.add_typer(stack_app, name="stack")
     app.add_typer(topics_app, name="topics")
 

@@ -3,7 +3,9 @@
 Every raw record is validated against `lakeless.schema.SensorEvent` (`Validator`), optionally
 filtered by a KSQL-like ``WHERE`` expression (`compile_filter`), and either encoded for
 ``sensor-clean`` or dead-lettered with a reason code (`dead_letter`). `PreprocessStats` counts
-every record once, so nothing is dropped silently.
+every record once, so nothing is dropped silently. `PreprocessStage` is the Kafka loop around
+it (consume a batch, process, produce, wait for acknowledgements, commit); see
+``lakeless.preprocess._stage`` for its delivery guarantee and rebalance behaviour.
 
 Reason codes (`Reason`, the ``lakeless.reason`` header of a dead-lettered record):
 
@@ -30,6 +32,13 @@ schema_violation   any other schema violation (an unclassified ``msgspec`` messa
 =================  ==========================================================================
 """
 
+from lakeless.preprocess._stage import (
+    DEFAULT_BATCH_SIZE,
+    PreprocessError,
+    PreprocessSettings,
+    PreprocessStage,
+    run_preprocess,
+)
 from lakeless.preprocess.dlq import DeadLetter, dead_letter, dead_letter_headers, read_dead_letter
 from lakeless.preprocess.process import FILTERED, Filtered, Outcome, Preprocessor
 from lakeless.preprocess.stats import PreprocessStats
@@ -37,12 +46,16 @@ from lakeless.preprocess.validate import Reason, Rejection, Validator
 from lakeless.preprocess.where import Filter, FilterError, compile_filter
 
 __all__ = [
+    "DEFAULT_BATCH_SIZE",
     "FILTERED",
     "DeadLetter",
     "Filter",
     "FilterError",
     "Filtered",
     "Outcome",
+    "PreprocessError",
+    "PreprocessSettings",
+    "PreprocessStage",
     "PreprocessStats",
     "Preprocessor",
     "Reason",
@@ -52,4 +65,5 @@ __all__ = [
     "dead_letter",
     "dead_letter_headers",
     "read_dead_letter",
+    "run_preprocess",
 ]
