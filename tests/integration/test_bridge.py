@@ -55,9 +55,13 @@ class Publisher:
         self.client.loop_stop()
 
 
-def start_bridge(settings: Settings, limits: RunLimits) -> tuple[Bridge, threading.Thread]:
+def start_bridge(
+    settings: Settings, limits: RunLimits, shared: bool = True
+) -> tuple[Bridge, threading.Thread]:
     group = uuid.uuid4().hex[:8]
-    bridge = Bridge(settings, BridgeSettings(client_id=f"bridge-{group}", share_group=group))
+    bridge = Bridge(
+        settings, BridgeSettings(client_id=f"bridge-{group}", share_group=group if shared else None)
+    )
     thread = threading.Thread(target=bridge.run, args=(limits,), daemon=True)
     thread.start()
     assert bridge._connected.wait(30)
@@ -76,6 +80,36 @@ def read_topic(kafka: KafkaSettings, topic: str, partitions: int, expected: int)
     out += [m for m in consumer.consume(10000, timeout=1.0) if m.error() is None]
     consumer.close()
     return out
+
+
+def test_shared_subscription_splits_the_load(
+    kafka: KafkaSettings, mqtt: MqttSettings, new_topic: Callable[..., str]
+) -> None:
+    raw = new_topic(partitions=2)
+    settings = Settings(kafka=kafka, mqtt=mqtt, topics=TopicSettings(raw=raw))
+    group = uuid.uuid4().hex[:8]
+    bridges = [
+        Bridge(settings, BridgeSettings(client_id=f"bridge-{group}-{i}", share_group=group))
+        for i in range(2)
+    ]
+    threads = [
+        threading.Thread(target=b.run, args=(RunLimits(until_idle=5, timeout=90),), daemon=True)
+        for b in bridges
+    ]
+    for thread in threads:
+        thread.start()
+    assert all(b._connected.wait(30) for b in bridges)
+    time.sleep(0.5)
+    client = Publisher(mqtt)
+    try:
+        sent = client.publish_events(cars=20, per_car=50)
+    finally:
+        client.close()
+    for thread in threads:
+        thread.join(90)
+    assert all(b.stats.acked > 0 for b in bridges), [b.stats for b in bridges]
+    records = read_topic(kafka, raw, 2, sent)
+    assert len({(m.key(), msgspec.json.decode(m.value())["seq"]) for m in records}) == sent
 
 
 def test_bridge_forwards_every_message_keyed_and_timestamped(
@@ -112,7 +146,7 @@ def test_kafka_outage_loses_nothing(mqtt: MqttSettings, tmp_path: Path) -> None:
     settings = Settings(kafka=kafka, mqtt=mqtt, topics=TopicSettings(raw="outage-raw"))
     cars, per_car = 20, 100
     # Redelivered duplicates count too, so stop on idleness rather than on a count.
-    bridge, thread = start_bridge(settings, RunLimits(until_idle=8, timeout=120))
+    bridge, thread = start_bridge(settings, RunLimits(until_idle=8, timeout=120), shared=False)
     client = Publisher(mqtt)
     try:
         sending = threading.Thread(target=client.publish_events, args=(cars, per_car, 100.0))
@@ -144,8 +178,10 @@ def test_mosquitto_restart_loses_nothing(
     raw = new_topic(partitions=2)
     settings = Settings(kafka=kafka, mqtt=own_mqtt, topics=TopicSettings(raw=raw))
     cars, per_car = 20, 60
-    # Redelivered duplicates count too, so stop on idleness rather than on a count.
-    bridge, thread = start_bridge(settings, RunLimits(until_idle=8, timeout=120))
+    # Redelivered duplicates count too, so stop on idleness rather than on a count. A plain
+    # (not shared) subscription: Mosquitto 2.0.11 does not restore shared subscriptions from
+    # its persistence file, so messages published before the bridge re-subscribes are lost.
+    bridge, thread = start_bridge(settings, RunLimits(until_idle=8, timeout=120), shared=False)
     client = Publisher(own_mqtt)
     try:
         sending = threading.Thread(target=client.publish_events, args=(cars, per_car, 100.0))

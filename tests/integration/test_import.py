@@ -36,7 +36,7 @@ def read_all(kafka: KafkaSettings, topic: str, partitions: int, expected: int) -
 def test_recorded_demo_csv_imports_completely(
     kafka: KafkaSettings, new_topic: Callable[..., str]
 ) -> None:
-    raw = new_topic(partitions=3)
+    raw = new_topic(partitions=3, **{"retention.ms": "-1"})  # 2019 timestamps: keep forever
     settings = Settings(kafka=kafka, topics=TopicSettings(raw=raw))
     stats = import_file(RECORDED_CSV, settings, CsvMapping(scale={"battery_percentage": 100.0}))
     assert stats.read == stats.produced == 10_000
@@ -62,7 +62,7 @@ def test_recorded_demo_csv_imports_completely(
 def test_json_lines_are_forwarded_byte_for_byte(
     kafka: KafkaSettings, new_topic: Callable[..., str], tmp_path: Path
 ) -> None:
-    raw = new_topic(partitions=1)
+    raw = new_topic(partitions=1, **{"retention.ms": "-1"})
     lines = [
         make_example_json(car_id="car-a", seq=0, ts=1_700_000_000_000),
         b'{"car_id": "car-b", "ts": "yesterday"}',

@@ -7,12 +7,19 @@ reach Kafka twice; duplicates are identified downstream by ``(car_id, seq)``.
 
 Records are keyed by the car id from the MQTT topic ``vehicles/<car_id>/sensors`` and stamped
 with the event's ``ts`` when it is a plausible time (otherwise the producer's clock). Payloads are
-forwarded byte-for-byte; judging them is ``preprocess``'s job. Several bridges share the load
-through an MQTT 5 shared subscription (``$share/<group>/vehicles/+/sensors``).
+forwarded byte-for-byte; judging them is ``preprocess``'s job.
+
+Several bridges share the load through an MQTT 5 shared subscription
+(``$share/<group>/vehicles/+/sensors``, ``share_group``). It is off by default because
+Mosquitto 2.0.11 does not restore shared subscriptions from its persistence file: messages
+published after a Mosquitto restart and before the bridges re-subscribe are lost. A bridge with a
+plain persistent subscription gets them all after the restart (tested).
 
 Example:
     >>> BridgeSettings().subscription
-    '$share/lakeless-bridge/vehicles/+/sensors'
+    'vehicles/+/sensors'
+    >>> BridgeSettings(share_group="bridges").subscription
+    '$share/bridges/vehicles/+/sensors'
 """
 
 from __future__ import annotations
@@ -59,8 +66,9 @@ class BridgeSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     mqtt_topic: str = "vehicles/+/sensors"
-    #: Shared-subscription group; bridges in one group split the messages. ``None``: no sharing.
-    share_group: str | None = "lakeless-bridge"
+    #: Shared-subscription group; bridges in one group split the messages. ``None``: no sharing
+    #: (the default: see the module docstring for Mosquitto's restart caveat).
+    share_group: str | None = None
     #: Stable id, so the broker keeps this bridge's session (and its queue) across restarts.
     client_id: str = "lakeless-bridge-1"
     session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)

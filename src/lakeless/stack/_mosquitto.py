@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import logging
 import shutil
 import time
@@ -63,6 +64,7 @@ class MosquittoBroker:
                 mqtt_port=self.mqtt_port,
                 persistence_dir=self.home,
                 log_file=self.home / "mosquitto.log",
+                user=getpass.getuser(),
             )
         )
         process = self.daemon.start([binary, "-c", str(conf_file)])
