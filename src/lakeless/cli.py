@@ -46,11 +46,13 @@ def _register() -> None:
     from lakeless.importer.cli import import_command
     from lakeless.preprocess.cli import preprocess
     from lakeless.registry.cli import models_app
+    from lakeless.score.cli import score
     from lakeless.stack.cli import stack_app, topics_app
 
     app.command("bridge")(bridge)
     app.command("demo")(demo)
     app.command("preprocess")(preprocess)
+    app.command("score")(score)
     app.command("import")(import_command)
     app.command("simulate")(simulate)
 
