@@ -128,7 +128,8 @@ def encode_event(event: SensorEvent) -> bytes:
     return _json_encoder.encode(event)
 
 
-_EXAMPLE_READING: Final = {
+#: A plausible healthy reading of every sensor field, for examples and tests.
+EXAMPLE_READING: Final[dict[str, float]] = {
     "coolant_temp": 88.0,
     "intake_air_temp": 24.0,
     "intake_air_flow_speed": 120.0,
@@ -153,7 +154,7 @@ _EXAMPLE_READING: Final = {
 def make_example_json(car_id: str = "car-1", seq: int = 0, ts: int = 1_700_000_000_000) -> bytes:
     """A valid, healthy JSON event; handy in docs and tests."""
     return _json_encoder.encode(
-        {"car_id": car_id, "ts": ts, "seq": seq, "model": "e-sedan", **_EXAMPLE_READING}
+        {"car_id": car_id, "ts": ts, "seq": seq, "model": "e-sedan", **EXAMPLE_READING}
     )
 
 

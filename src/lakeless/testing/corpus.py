@@ -18,31 +18,12 @@ import json
 import time
 from typing import Any, Final
 
-from lakeless.schema import FEATURES
+from lakeless.schema import EXAMPLE_READING
 
 __all__ = ["bad_keyed_records", "bad_records", "edge_good_records", "good_record"]
 
-_READING: Final[dict[str, float]] = {
-    "coolant_temp": 88.0,
-    "intake_air_temp": 24.0,
-    "intake_air_flow_speed": 120.0,
-    "battery_percentage": 76.0,
-    "battery_voltage": 380.0,
-    "current_draw": 42.0,
-    "speed": 25.0,
-    "engine_vibration_amplitude": 2500.0,
-    "throttle_pos": 0.3,
-    "tire_pressure_1_1": 32.0,
-    "tire_pressure_1_2": 32.0,
-    "tire_pressure_2_1": 33.0,
-    "tire_pressure_2_2": 33.0,
-    "accelerometer_1_1_value": 0.4,
-    "accelerometer_1_2_value": 0.4,
-    "accelerometer_2_1_value": 0.4,
-    "accelerometer_2_2_value": 0.4,
-    "control_unit_firmware": 2000.0,
-}
-assert tuple(_READING) == FEATURES
+_READING: Final = EXAMPLE_READING  # the schema's healthy example reading
+
 _DAY_MS: Final = 86_400_000
 
 
