@@ -47,12 +47,14 @@ def _register() -> None:
     from lakeless.preprocess.cli import preprocess
     from lakeless.registry.cli import models_app
     from lakeless.score.cli import score
+    from lakeless.serve.cli import serve
     from lakeless.stack.cli import stack_app, topics_app
 
     app.command("bridge")(bridge)
     app.command("demo")(demo)
     app.command("preprocess")(preprocess)
     app.command("score")(score)
+    app.command("serve")(serve)
     app.command("import")(import_command)
     app.command("simulate")(simulate)
 

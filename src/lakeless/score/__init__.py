@@ -7,7 +7,9 @@ exactly-once (Kafka transactions); see ``lakeless.score._stage`` for the cycle, 
 guarantees and the rebalance behaviour, `run_processes` for ``--processes N``.
 
 Scoring goes through the `BatchScorer` protocol, built per live model by a `ScorerFactory`
-(`OnnxScorerFactory`: ONNX Runtime in-process), so a model-server client can be plugged in.
+(`OnnxScorerFactory`: ONNX Runtime in-process), so a model-server client can be plugged in
+(``lakeless score --via URL``: `lakeless.serve.HttpScorerFactory`, a `RemoteScorer` whose outputs
+carry the server's model version).
 
 Example:
     >>> ScoreSettings(guarantee="exactly-once").transactional_id(2).endswith(".2")
@@ -25,7 +27,13 @@ from lakeless.score._output import (
     encode_output,
     top_features,
 )
-from lakeless.score._scorer import BatchScorer, OnnxScorerFactory, ScorerFactory
+from lakeless.score._scorer import (
+    BatchScorer,
+    OnnxScorerFactory,
+    RemoteScorer,
+    ScoredBy,
+    ScorerFactory,
+)
 from lakeless.score._stage import (
     DEFAULT_BATCH_MS,
     DEFAULT_BATCH_SIZE,
@@ -42,12 +50,14 @@ __all__ = [
     "Anomaly",
     "BatchScorer",
     "OnnxScorerFactory",
+    "RemoteScorer",
     "Score",
     "ScoreError",
     "ScoreMetrics",
     "ScoreSettings",
     "ScoreStage",
     "ScoreStats",
+    "ScoredBy",
     "ScorerFactory",
     "TopFeature",
     "decode_anomaly",

@@ -4,7 +4,10 @@ The scoring loop never talks to ONNX Runtime directly: it asks a `ScorerFactory`
 `BatchScorer` each time a model becomes live, and calls `BatchScorer.score` once per batch. The
 default factory, `OnnxScorerFactory`, embeds the model in the process (ONNX Runtime, one
 intra-op thread by default); a model-server client (HTTP, gRPC) plugs in by implementing the same
-two-method contract.
+two-method contract. A client whose server follows the registry on its own (so the model that
+scores a batch is the server's, not the stage's) is a `RemoteScorer`: it also reports, in
+``scored_by``, the model that scored its last batch, and the stage writes that name, version and
+threshold into the outputs (``lakeless.serve.HttpScorerFactory`` is one).
 
 Example:
     >>> import numpy as np
@@ -27,7 +30,7 @@ import numpy as np
 from lakeless.model.onnx import ModelLoadError, OnnxScorer
 from lakeless.registry import ModelRecord
 
-__all__ = ["BatchScorer", "OnnxScorerFactory", "ScorerFactory"]
+__all__ = ["BatchScorer", "OnnxScorerFactory", "RemoteScorer", "ScoredBy", "ScorerFactory"]
 
 
 @runtime_checkable
@@ -41,6 +44,38 @@ class BatchScorer(Protocol):
     def score(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Scores and per-feature errors for ``features``."""
         ...
+
+
+@dataclass(frozen=True)
+class ScoredBy:
+    """The model that scored a batch, as a `RemoteScorer` reports it.
+
+    Attributes:
+        name: model name.
+        version: model version.
+        threshold: that version's anomaly threshold.
+    """
+
+    name: str
+    version: int
+    threshold: float
+
+    @property
+    def ref(self) -> str:
+        """``name:version``."""
+        return f"{self.name}:{self.version}"
+
+
+@runtime_checkable
+class RemoteScorer(BatchScorer, Protocol):
+    """A `BatchScorer` whose model is chosen elsewhere (a model server following the registry).
+
+    ``scored_by`` is the model that scored the last ``score`` call (``None`` before the first);
+    the stage takes the outputs' model name, version and threshold from it, not from the record
+    its own registry follower handed to the `ScorerFactory`.
+    """
+
+    scored_by: ScoredBy | None
 
 
 class ScorerFactory(Protocol):

@@ -6,7 +6,8 @@
    model became live and passed validation, the `ScorerFactory` builds its scorer and it
    replaces the current one (a model refused by the follower or the factory is logged and the
    current model keeps scoring); so a batch is always scored by one model, and every output
-   names the version that produced it;
+   names the version that produced it (with a `RemoteScorer`, e.g. ``--via URL``, the model
+   server picks the model: the outputs name the version and use the threshold it reports);
 2. ``consume`` up to ``batch_size`` records, waiting at most ``batch_ms`` (whichever first);
 3. decode the batch with one ``numpy.frombuffer`` (`lakeless.schema.decode_clean_batch`), one
    `BatchScorer.score` call, ``anomaly = score > threshold``;
@@ -64,7 +65,13 @@ from lakeless.registry import ModelRecord, RegistryFollower
 from lakeless.schema import CLEAN_DTYPE, CLEAN_VERSION, FEATURES, decode_clean, decode_clean_batch
 from lakeless.score._metrics import ScoreMetrics
 from lakeless.score._output import Anomaly, Score, encode_output, top_features
-from lakeless.score._scorer import BatchScorer, OnnxScorerFactory, ScorerFactory
+from lakeless.score._scorer import (
+    BatchScorer,
+    OnnxScorerFactory,
+    RemoteScorer,
+    ScoredBy,
+    ScorerFactory,
+)
 from lakeless.score._stats import ScoreStats
 
 __all__ = [
@@ -439,7 +446,8 @@ class ScoreStage:
             first.setdefault(tp, message.offset())
             last[tp] = message.offset()
         config = self.config
-        record = live.record
+        # The model that scores the batch: the live record, or what a model server reports.
+        record: ModelRecord | ScoredBy = live.record
         outputs: list[tuple[bytes, bytes, int, str]] = []  # key, value, timestamp, topic
         anomalies = 0
         if valid:
@@ -449,6 +457,8 @@ class ScoreStage:
             began = time.perf_counter()
             scores, errors = live.scorer.score(features)
             self.metrics.inference.observe(time.perf_counter() - began)
+            if isinstance(live.scorer, RemoteScorer) and live.scorer.scored_by is not None:
+                record = live.scorer.scored_by
             flags = scores > record.threshold
             ts = batch.numeric["ts"].tolist()
             seq = batch.numeric["seq"].tolist()

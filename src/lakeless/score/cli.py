@@ -113,6 +113,14 @@ def score(
             envvar=_env("STATS_JSON"), dir_okay=False, help="Write the run's counts as JSON here."
         ),
     ] = None,
+    via: Annotated[
+        str | None,
+        typer.Option(
+            envvar=_env("VIA"),
+            help="Score each batch with one request to this `lakeless serve` URL instead of "
+            "embedding the model (outputs carry the server's model version).",
+        ),
+    ] = None,
 ) -> None:
     """Score sensor-clean with the live registry model; anomalies to `anomalies`.
 
@@ -152,12 +160,20 @@ def score(
         f"({guarantee.value}, group {group_id}, {processes} process(es), "
         f"batches of {batch_size} / {batch_ms} ms)"
     )
+    factory = None
+    if via is not None:
+        from lakeless.serve import HttpScorerFactory
+
+        factory = HttpScorerFactory(via)
+        console.print(f"score: scoring via the model server {via}")
     limits = RunLimits(count=count, timeout=timeout, until_idle=until_idle)
     if processes == 1:
-        stats = ScoreStage(settings, config).run(limits)
+        stats = ScoreStage(settings, config, scorer_factory=factory).run(limits)
     else:
         setup = functools.partial(configure_logging, level, log_format.value)
-        stats = run_processes(settings, config, limits, processes, setup=setup)
+        stats = run_processes(
+            settings, config, limits, processes, setup=setup, scorer_factory=factory
+        )
     if stats_json is not None:
         stats_json.write_text(json.dumps(stats.to_dict(), indent=2) + "\n")
     console.print(
