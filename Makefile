@@ -33,6 +33,12 @@ system-packages:
 	@command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || { \
 	  echo "installing Debian's mosquitto"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq mosquitto >/dev/null; }
+	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  echo "installing Debian's postgresql (the twin's PostgreSQL tests start a throwaway cluster)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql >/dev/null; }
+	@test -x /usr/bin/chromium || { \
+	  echo "installing Debian's chromium (the dashboard's browser test drives it with Playwright)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -1,0 +1,88 @@
+"""`SqliteTwinStore`: the twin in one SQLite file (the default), via the standard library.
+
+WAL journal, so readers (the HTTP API, a dashboard) never block the writer and see only committed
+batches; ``synchronous=FULL``, so a batch whose Kafka offsets were committed after its transaction
+survives a power loss too (with ``NORMAL`` the last transactions could roll back while Kafka
+already moved on, and their events would never be applied).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from lakeless.twin._store import TwinError, TwinStore
+
+__all__ = ["SqliteTwinStore"]
+
+
+class SqliteTwinStore(TwinStore):
+    """The twin in a SQLite database file.
+
+    Args:
+        path: the database file (created with its parent folders), or ``":memory:"``.
+        timeout: seconds to wait for another writer's lock.
+        **options: `TwinStore` arguments.
+    """
+
+    def __init__(self, path: Path | str, *, timeout: float = 30.0, **options: Any) -> None:
+        super().__init__(**options)
+        self.path = path
+        try:
+            if isinstance(path, Path):
+                path.parent.mkdir(parents=True, exist_ok=True)
+            # Autocommit mode: transactions are explicit (BEGIN / COMMIT in `_transaction`).
+            self._db = sqlite3.connect(
+                path, timeout=timeout, isolation_level=None, check_same_thread=False
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS twin_touched (car_id TEXT PRIMARY KEY)"
+            )
+        except (sqlite3.Error, OSError) as exc:
+            raise TwinError(f"cannot open the twin database {path}: {exc}") from exc
+        # One connection may be shared by threads (the API's); it must not be used concurrently.
+        self._lock = threading.RLock()
+        self._create_schema()
+
+    def __repr__(self) -> str:
+        return f"SqliteTwinStore({str(self.path)!r})"
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return self._db.execute(sql, params).rowcount
+
+    def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        return self._db.executemany(sql, rows).rowcount if rows else 0
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def _columns(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            cursor = self._db.execute(sql, params)
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    @contextlib.contextmanager
+    def _transaction(self, write: bool = True) -> Iterator[None]:
+        with self._lock:
+            # IMMEDIATE takes the write lock at once (waiting up to `timeout`), so a writer never
+            # fails half-way on a snapshot another writer made stale.
+            self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._db.close()
