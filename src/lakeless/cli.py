@@ -49,6 +49,7 @@ def _register() -> None:
     from lakeless.score.cli import score
     from lakeless.serve.cli import serve
     from lakeless.stack.cli import stack_app, topics_app
+    from lakeless.train.cli import train
     from lakeless.twin.cli import twin
 
     app.command("bridge")(bridge)
@@ -59,6 +60,7 @@ def _register() -> None:
     app.command("import")(import_command)
     app.command("simulate")(simulate)
     app.command("twin")(twin)
+    app.command("train")(train)
 
     app.add_typer(bench_app, name="bench")
     app.add_typer(models_app, name="models")

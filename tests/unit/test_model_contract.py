@@ -54,7 +54,12 @@ def test_data_has_failures(data: Any) -> None:
 def test_threshold_is_the_held_out_quantile(fitted: BaseAnomalyModel, data: Any) -> None:
     x, labels = data
     _, calib, held = split_rows(
-        len(x), labels, healthy_only=True, holdout=fitted.holdout, seed=fitted.seed
+        len(x),
+        labels,
+        healthy_only=True,
+        holdout=fitted.holdout,
+        seed=fitted.seed,
+        calibration=fitted.calibration,
     )
     assert fitted.threshold == calibrate_threshold(
         fitted.score(x[calib]), fitted.threshold_quantile

@@ -83,6 +83,10 @@ class Autoencoder(BaseAnomalyModel):
             units. Measured on the simulator, ``"residual"`` lifts tire-pressure recall from
             under 1 % to about 96 % at the same false-alarm rate.
         holdout: fraction of the eligible rows held out to calibrate the threshold.
+        calibration: which rows those are: ``"random"`` (a random sample) or ``"latest"`` (the
+            end of the window in time; pass ``ts`` to `fit`). A random sample sits next to
+            trained rows in time and under-estimates the threshold for later data; see
+            `lakeless.model.split_rows`.
         healthy_only: train on healthy-labelled rows only; ``False`` (or no labels) trains on
             every row, for windows without labels (failures are rare enough to be outliers).
         seed: seeds the split, the weights and the shuffling; with a seed TensorFlow is
@@ -103,8 +107,11 @@ class Autoencoder(BaseAnomalyModel):
         holdout: float = 0.2,
         healthy_only: bool = True,
         seed: int | None = 42,
+        calibration: str = "latest",
     ) -> None:
         super().__init__()
+        if calibration not in ("random", "latest"):
+            raise ModelError(f"calibration must be 'random' or 'latest', got {calibration!r}")
         if not units or any(int(u) < 1 for u in units):
             raise ModelError(f"units must be positive layer widths, got {units!r}")
         if epochs < 1 or batch_size < 1 or learning_rate <= 0:
@@ -125,6 +132,7 @@ class Autoencoder(BaseAnomalyModel):
         self.holdout = float(holdout)
         self.healthy_only = bool(healthy_only)
         self.seed = seed
+        self.calibration = calibration
         #: Per-feature divisor of the squared error (see ``error_scale``), set by ``fit``.
         self.feature_scale: list[float] = []
         self._network: Any = None  # normalized features -> reconstruction

@@ -2,7 +2,8 @@
 
 They talk to a real broker and favour obviousness over speed: `produce_records` waits for every
 delivery report, `read_topic` reads a whole topic from its beginning, and `committed_offsets` /
-`end_offsets` show where a consumer group stands.
+`end_offsets` show where a consumer group stands; `produce_clean` fills a ``sensor-clean`` topic
+with simulator events, as the preprocessor would (training and scoring tests start there).
 
 Example (needs a broker, so not run here)::
 
@@ -23,12 +24,14 @@ from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from lakeless.config import KafkaSettings
 from lakeless.errors import KafkaError
 from lakeless.kafka import make_admin, make_consumer, make_producer
+from lakeless.schema import SensorEvent, encode_clean
 
 __all__ = [
     "Produced",
     "Record",
     "committed_offsets",
     "end_offsets",
+    "produce_clean",
     "produce_records",
     "read_topic",
 ]
@@ -101,6 +104,55 @@ def produce_records(
             f"{left} records to {topic} unacknowledged, {len(errors)} refused: {errors[:3]}"
         )
     return done
+
+
+def produce_clean(
+    settings: KafkaSettings,
+    topic: str,
+    rows: Iterable[tuple[int | None, int, SensorEvent | bytes]],
+    *,
+    timeout: float = 60.0,
+) -> int:
+    """Produce ``(partition, timestamp, event)`` rows as ``sensor-clean`` records, keyed by car.
+
+    Events are encoded with `lakeless.schema.encode_clean`; raw ``bytes`` go as they are (key
+    ``b"bad"``), to test how readers treat a bad record. ``partition=None`` lets the producer
+    pick by key. Records of one partition keep their order (the producer is idempotent), so
+    their offsets are their positions in ``rows``.
+
+    Returns:
+        The number of records produced.
+
+    Raises:
+        KafkaError: a record was not acknowledged in time or was refused.
+    """
+    producer = make_producer(settings, linger_ms=20)
+    errors: list[str] = []
+
+    def report(error: Any, _message: Message) -> None:
+        if error is not None:
+            errors.append(str(error))
+
+    count = 0
+    for partition, ts, event in rows:
+        if isinstance(event, bytes):
+            value, key = event, b"bad"
+        else:
+            value, key = encode_clean(event), event.car_id.encode()
+        extra = {} if partition is None else {"partition": partition}
+        while True:
+            try:
+                producer.produce(topic, value, key, timestamp=ts, on_delivery=report, **extra)
+                break
+            except BufferError:
+                producer.poll(0.1)
+        count += 1
+    left = producer.flush(timeout)
+    if left or errors:
+        raise KafkaError(
+            f"{left} records to {topic} unacknowledged, {len(errors)} refused: {errors[:3]}"
+        )
+    return count
 
 
 def _assign_all(consumer: Consumer, topic: str, timeout: float) -> list[TopicPartition]:
