@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -76,6 +77,88 @@ def ingest(
         _ = mqtt.port  # validates the scheme
     bench = IngestBenchSettings.for_mode(quick, events, partitions=partitions)
     report = run_ingest_bench(bench, kafka, mqtt)
+    if as_json:
+        typer.echo(report.to_json())
+    else:
+        Console().print(report.table())
+
+
+@bench_app.command("train")
+def train(
+    quick: Annotated[
+        bool,
+        typer.Option(
+            "--quick",
+            envvar=_env("QUICK"),
+            help="150,000 rows and 1 epoch; under a minute once the tensorflow-io venv exists.",
+        ),
+    ] = False,
+    rows: Annotated[
+        int | None,
+        typer.Option(
+            envvar=_env("ROWS"),
+            min=1,
+            help="Rows produced and read by every path (default 150,000 with --quick, "
+            "else 1,000,000).",
+        ),
+    ] = None,
+    epochs: Annotated[
+        int | None,
+        typer.Option(
+            envvar=_env("EPOCHS"), min=1, help="Training epochs (default 1 with --quick, else 3)."
+        ),
+    ] = None,
+    bootstrap: Annotated[
+        str | None,
+        typer.Option(
+            envvar=_env("BOOTSTRAP"),
+            help="Use this Kafka cluster (other LAKELESS_KAFKA__* settings apply) instead of a "
+            "throwaway broker.",
+        ),
+    ] = None,
+    partitions: Annotated[
+        int, typer.Option(envvar=_env("PARTITIONS"), min=1, help="Partitions of the topic.")
+    ] = 6,
+    no_tfio: Annotated[
+        bool,
+        typer.Option(
+            "--no-tfio",
+            envvar=_env("NO_TFIO"),
+            help="Skip tensorflow-io (and building its TensorFlow 2.16 virtualenv).",
+        ),
+    ] = False,
+    tfio_venv: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="LAKELESS_BENCH_TFIO_VENV",
+            help="The tensorflow-io virtualenv, built there on first use "
+            "(default ~/.cache/lakeless/bench-tfio-venv).",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", envvar=_env("JSON"), help="Print one JSON object on stdout."),
+    ] = False,
+) -> None:
+    """Measure reading and training from Kafka against Parquet and tensorflow-io.
+
+    On the same rows in one run: KafkaDataset -> numpy and -> tf.data, Parquet -> numpy (the
+    data-lake baseline), tensorflow-io's KafkaGroupIODataset (the talk's method, run in its own
+    TensorFlow 2.16 virtualenv), and the same autoencoder trained from Kafka and from Parquet.
+    Reports events/s, seconds and the ratios with their goals. Logs go to stderr.
+    """
+    from rich.console import Console
+
+    from lakeless.bench._train import TrainBenchSettings, run_train_bench
+    from lakeless.config import load_settings
+
+    kafka = None
+    if bootstrap:
+        kafka = load_settings().kafka.model_copy(update={"bootstrap_servers": bootstrap})
+    bench = TrainBenchSettings.for_mode(
+        quick, rows, epochs, partitions=partitions, tfio=not no_tfio, tfio_venv=tfio_venv
+    )
+    report = run_train_bench(bench, kafka)
     if as_json:
         typer.echo(report.to_json())
     else:

@@ -1,0 +1,208 @@
+"""The train bench's ratios, report shape, record encoding and tfio-venv handling (no processes)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from lakeless.bench import BenchResult, _train
+from lakeless.bench._train import (
+    FULL_EPOCHS,
+    FULL_ROWS,
+    PARQUET_NUMPY,
+    QUICK_EPOCHS,
+    QUICK_ROWS,
+    READER_NUMPY,
+    READER_TF,
+    TFIO,
+    TFIO_REQUIREMENTS,
+    TRAIN_KAFKA,
+    TRAIN_PARQUET,
+    TRAIN_PATHS,
+    TfioUnavailableError,
+    TrainBenchReport,
+    TrainBenchSettings,
+    compute_ratios,
+    encode_clean_rows,
+    ensure_tfio_venv,
+    read_parquet_features,
+    skipped,
+)
+from lakeless.cli import app
+from lakeless.config import KafkaSettings
+from lakeless.fleet import Fleet
+from lakeless.schema import FEATURES, decode_clean, encode_clean
+
+
+def full_results() -> list[BenchResult]:
+    return [
+        BenchResult(READER_NUMPY, 1000, 1.0),  # 1000/s
+        BenchResult(READER_TF, 1000, 2.0),  # 500/s
+        BenchResult(PARQUET_NUMPY, 1000, 0.5),  # 2000/s
+        BenchResult(TFIO, 1000, 40.0),  # 25/s
+        BenchResult(TRAIN_KAFKA, 3000, 11.0),
+        BenchResult(TRAIN_PARQUET, 3000, 10.0),
+    ]
+
+
+def test_ratios_divide_the_right_metric_and_check_goals() -> None:
+    ratios = {r.spec.name: r for r in compute_ratios(full_results())}
+
+    assert ratios[f"{READER_TF} / {TFIO}"].value == 20.0
+    assert ratios[f"{READER_TF} / {TFIO}"].met is True
+    assert ratios[f"{READER_NUMPY} / {TFIO}"].value == 40.0
+    train = ratios[f"{TRAIN_KAFKA} / {TRAIN_PARQUET}"]
+    assert (train.value, train.met, train.spec.metric) == (1.1, True, "seconds")
+    lake = ratios[f"{READER_NUMPY} / {PARQUET_NUMPY}"]
+    assert (lake.value, lake.met, lake.spec.goal) == (0.5, None, None)
+
+
+def test_goals_not_met_are_reported() -> None:
+    results = full_results()
+    results[3] = BenchResult(TFIO, 1000, 5.0)  # 200/s: reader->tf.data only 2.5x
+    results[4] = BenchResult(TRAIN_KAFKA, 3000, 13.0)
+    ratios = {r.spec.name: r for r in compute_ratios(results)}
+    assert ratios[f"{READER_TF} / {TFIO}"].met is False
+    assert ratios[f"{TRAIN_KAFKA} / {TRAIN_PARQUET}"].met is False
+
+
+@pytest.mark.parametrize(
+    "tfio",
+    [
+        skipped(TFIO, "--no-tfio"),
+        BenchResult(TFIO, 0, 0.0, {"failed": True, "reason": "--no-tfio"}),
+    ],
+)
+def test_a_skipped_or_failed_side_gives_no_value_but_a_reason(tfio: BenchResult) -> None:
+    results = full_results()
+    results[3] = tfio
+    ratios = {r.spec.name: r for r in compute_ratios(results)}
+    ratio = ratios[f"{READER_TF} / {TFIO}"]
+    assert ratio.value is None and ratio.met is None
+    assert ratio.reason == f"{TFIO}: --no-tfio"
+    assert ratios[f"{TRAIN_KAFKA} / {TRAIN_PARQUET}"].value == 1.1  # the rest still counts
+
+
+def test_incomplete_and_missing_results_give_no_value() -> None:
+    results = full_results()
+    results[0] = BenchResult(READER_NUMPY, 10, 1.0, {"complete": False})
+    del results[5]
+    ratios = {r.spec.name: r for r in compute_ratios(results)}
+    assert ratios[f"{READER_NUMPY} / {TFIO}"].reason == f"{READER_NUMPY}: incomplete"
+    assert ratios[f"{TRAIN_KAFKA} / {TRAIN_PARQUET}"].reason == f"{TRAIN_PARQUET}: not measured"
+
+
+def test_report_json_carries_ratio_fields() -> None:
+    report = TrainBenchReport("train", full_results(), machine={"cpus_usable": 2}, quick=True)
+    data = json.loads(report.to_json())
+
+    assert [r["name"] for r in data["results"]] == list(TRAIN_PATHS)
+    by_name = {r["name"]: r for r in data["results"]}
+    assert by_name[READER_TF]["ratio"] == {TFIO: 20.0}
+    assert by_name[READER_NUMPY]["ratio"] == {TFIO: 40.0, PARQUET_NUMPY: 0.5}
+    assert by_name[TRAIN_KAFKA]["ratio"] == {TRAIN_PARQUET: 1.1}
+    assert "ratio" not in by_name[TFIO]
+    assert by_name[TFIO]["events_per_s"] == 25.0
+    goals = {r["name"]: (r["goal"], r["met"]) for r in data["ratios"]}
+    assert goals[f"{READER_TF} / {TFIO}"] == (">= 10", True)
+    assert goals[f"{TRAIN_KAFKA} / {TRAIN_PARQUET}"] == ("<= 1.2", True)
+    assert data["suite"] == "train" and data["quick"] is True
+
+
+def test_report_table_renders_ratios() -> None:
+    results = full_results()
+    results[3] = skipped(TFIO, "no tensorflow-io virtualenv: offline")
+    console = Console(width=200, record=True)
+    console.print(TrainBenchReport("train", results, machine={}).table())
+    text = " ".join(console.export_text().split())  # the caption wraps
+    assert "train-from-kafka / train-from-parquet (seconds) = 1.10 (goal <= 1.2: met)" in text
+    assert "n/a, tensorflow-io: no tensorflow-io virtualenv: offline" in text
+
+
+def test_settings_for_mode() -> None:
+    quick = TrainBenchSettings.for_mode(True)
+    assert (quick.rows, quick.epochs, quick.quick) == (QUICK_ROWS, QUICK_EPOCHS, True)
+    full = TrainBenchSettings.for_mode(False)
+    assert (full.rows, full.epochs, full.tfio) == (FULL_ROWS, FULL_EPOCHS, True)
+    assert FULL_ROWS >= 1_000_000
+    custom = TrainBenchSettings.for_mode(True, rows=20_000, epochs=2, tfio=False)
+    assert (custom.rows, custom.epochs, custom.tfio) == (20_000, 2, False)
+
+
+def test_fast_encoding_is_encode_clean_with_labels() -> None:
+    fleet = Fleet(40, seed=3, start=0, failure_rate=500.0)
+    batches = [fleet.step() for _ in range(30)]
+    assert any(b.labels().count(None) < len(b) for b in batches)  # some labelled rows
+    for batch in batches:
+        events = batch.events()
+        encoded = encode_clean_rows(batch)
+        assert encoded == [encode_clean(e) for e in events]
+        assert decode_clean(encoded[-1]) == events[-1]
+
+
+def test_parquet_rows_round_trip(tmp_path: Path) -> None:
+    batch = Fleet(25, seed=2, start=0).step()
+    rows = _train._Rows()
+    rows.add(batch, 20)
+    path = tmp_path / "rows.parquet"
+    assert rows.write_parquet(path) > 0
+    x = read_parquet_features(path)
+    assert x.shape == (20, len(FEATURES)) and x.dtype == np.float32
+    np.testing.assert_array_equal(x, batch.values[:20].astype(np.float32))
+
+
+def test_an_existing_tfio_venv_is_used_as_is(tmp_path: Path) -> None:
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "python").write_text("")
+    (tmp_path / ".lakeless-tfio-ready").write_text(" ".join(TFIO_REQUIREMENTS) + "\n")
+    assert ensure_tfio_venv(tmp_path) == tmp_path / "bin" / "python"
+
+
+def test_an_unbuildable_tfio_venv_skips_tensorflow_io(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def offline(command: list[str], timeout: float, what: str) -> None:
+        raise TfioUnavailableError(f"{what} failed: no network")
+
+    monkeypatch.setattr(_train, "_run", offline)
+    bench = TrainBenchSettings(rows=10, tfio_venv=tmp_path / "venv")
+    run = _train._TrainRun(bench, KafkaSettings())
+    run.prepare_tfio()
+    result = run.tfio()
+    assert result.name == TFIO and result.extra["skipped"] is True
+    assert "no network" in result.extra["reason"]
+    assert not (tmp_path / "venv" / ".lakeless-tfio-ready").exists()
+
+
+def test_no_tfio_skips_without_looking_for_a_venv(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_train, "ensure_tfio_venv", pytest.fail)
+    run = _train._TrainRun(TrainBenchSettings(rows=10, tfio=False), KafkaSettings())
+    assert run.prepare_tfio() == {}
+    assert run.tfio().extra == {"skipped": True, "reason": "--no-tfio"}
+
+
+def test_cli_passes_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, object] = {}
+
+    def fake(bench: TrainBenchSettings, kafka: KafkaSettings | None) -> TrainBenchReport:
+        seen["bench"], seen["kafka"] = bench, kafka
+        return TrainBenchReport("train", full_results(), machine={})
+
+    monkeypatch.setattr(_train, "run_train_bench", fake)
+    result = CliRunner().invoke(
+        app,
+        ["bench", "train", "--quick", "--rows", "500", "--no-tfio", "--bootstrap", "h:1", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert [r["name"] for r in data["results"]] == list(TRAIN_PATHS)
+    bench = seen["bench"]
+    assert isinstance(bench, TrainBenchSettings)
+    assert (bench.rows, bench.epochs, bench.tfio, bench.quick) == (500, QUICK_EPOCHS, False, True)
+    kafka = seen["kafka"]
+    assert isinstance(kafka, KafkaSettings) and kafka.bootstrap_servers == "h:1"
