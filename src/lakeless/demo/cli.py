@@ -89,7 +89,9 @@ def demo(
 ) -> None:
     """Run the whole pipeline: fleet -> MQTT -> Kafka -> train -> score -> twin -> dashboard."""
     stack = Stack.from_data_dir(data_dir)
-    settings = load_settings()
+    settings = load_settings(
+        kafka={"bootstrap_servers": stack.kafka.bootstrap}, mqtt={"url": stack.mqtt.url}
+    )
     options = DemoOptions(
         cars=cars,
         warmup_minutes=warmup,
