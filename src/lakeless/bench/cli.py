@@ -83,6 +83,91 @@ def ingest(
         Console().print(report.table())
 
 
+@bench_app.command("score")
+def score(
+    quick: Annotated[
+        bool,
+        typer.Option(
+            "--quick", envvar=_env("QUICK"), help="150,000 events; the suite takes under a minute."
+        ),
+    ] = False,
+    events: Annotated[
+        int | None,
+        typer.Option(
+            envvar=_env("EVENTS"),
+            min=1,
+            help="Events in the pre-filled topic (default 150,000 with --quick, else 2,000,000).",
+        ),
+    ] = None,
+    bootstrap: Annotated[
+        str | None,
+        typer.Option(
+            envvar=_env("BOOTSTRAP"),
+            help="Use this Kafka cluster (other LAKELESS_KAFKA__* settings apply) instead of a "
+            "throwaway broker.",
+        ),
+    ] = None,
+    partitions: Annotated[
+        int, typer.Option(envvar=_env("PARTITIONS"), min=1, help="Partitions of each topic.")
+    ] = 6,
+    latency_batch_ms: Annotated[
+        int,
+        typer.Option(
+            envvar=_env("LATENCY_BATCH_MS"),
+            min=1,
+            help="The scorer's --batch-ms while latency is measured.",
+        ),
+    ] = 5,
+    no_quix: Annotated[
+        bool,
+        typer.Option(
+            "--no-quix",
+            envvar=_env("NO_QUIX"),
+            help="Skip Quix Streams (and building its virtualenv).",
+        ),
+    ] = False,
+    quix_venv: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="LAKELESS_BENCH_QUIX_VENV",
+            help="The Quix Streams virtualenv, built there on first use "
+            "(default ~/.cache/lakeless/bench-quix-venv).",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", envvar=_env("JSON"), help="Print one JSON object on stdout."),
+    ] = False,
+) -> None:
+    """Measure scoring: raw consume, lakeless 1p/2p, naive Keras, Quix Streams, model server.
+
+    Every path scores the same pre-filled topic with the same model in one run; each rate is
+    reported with its ratio to raw consume, plus the latency (p50/p99) from event time to
+    score at 20,000 events/s, and the goals. Logs go to stderr.
+    """
+    from rich.console import Console
+
+    from lakeless.bench._score import ScoreBenchSettings, run_score_bench
+    from lakeless.config import load_settings
+
+    kafka = None
+    if bootstrap:
+        kafka = load_settings().kafka.model_copy(update={"bootstrap_servers": bootstrap})
+    bench = ScoreBenchSettings.for_mode(
+        quick,
+        events,
+        partitions=partitions,
+        latency_batch_ms=latency_batch_ms,
+        quix=not no_quix,
+        quix_venv=quix_venv,
+    )
+    report = run_score_bench(bench, kafka)
+    if as_json:
+        typer.echo(report.to_json())
+    else:
+        Console().print(report.table())
+
+
 @bench_app.command("train")
 def train(
     quick: Annotated[

@@ -107,6 +107,28 @@ _REBALANCE_CODES: Final = frozenset(
     }
 )
 _ERROR_LOG_INTERVAL: Final = 10.0
+_VERSION_BYTE: Final = bytes((CLEAN_VERSION,))
+_BLOCK_END: Final = 1 + CLEAN_DTYPE.itemsize
+#: Where the features start in a record: version byte, then ts and seq (int64 each).
+_FEATURES_AT: Final = 1 + 8 + 8
+
+
+def _decode_numeric(values: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """The numeric block (`CLEAN_DTYPE`) and the float32 feature matrix of valid records.
+
+    One join and one ``frombuffer``; the features are one strided view of the same buffer (the
+    18 float64 sit side by side in every record), cast once, instead of 18 field copies.
+    """
+    block = b"".join([value[1:_BLOCK_END] for value in values])
+    numeric = np.frombuffer(block, dtype=CLEAN_DTYPE)
+    view = np.ndarray(
+        (len(values), len(FEATURES)),
+        dtype="<f8",
+        buffer=block,
+        offset=_FEATURES_AT - 1,
+        strides=(CLEAN_DTYPE.itemsize, 8),
+    )
+    return numeric, view.astype(np.float32)
 
 
 class ScoreError(KafkaError):
@@ -438,35 +460,42 @@ class ScoreStage:
             logger.warning("consumer error on %s (retrying): %s", where, error.str())
 
     def _process(self, messages: list[Message], live: _Live) -> _Batch | None:
-        valid = self._valid(messages)
-        first: dict[tuple[str, int], int] = {}
-        last: dict[tuple[str, int], int] = {}
-        for message in messages:
-            tp = (message.topic(), message.partition())
-            first.setdefault(tp, message.offset())
-            last[tp] = message.offset()
+        # Per-record work stays in C (list comprehensions over the C methods, dict(zip())):
+        # at hundreds of thousands of records a second, every Python bytecode per record counts.
+        values = [m.value() for m in messages]
+        valid, values = self._valid_fast(messages, values)
+        tps = list(
+            zip([m.topic() for m in messages], [m.partition() for m in messages], strict=True)
+        )
+        offsets = [m.offset() for m in messages]
+        last: dict[tuple[str, int], int] = dict(zip(tps, offsets, strict=True))
+        first: dict[tuple[str, int], int] = dict(zip(reversed(tps), reversed(offsets), strict=True))
         config = self.config
         # The model that scores the batch: the live record, or what a model server reports.
         record: ModelRecord | ScoredBy = live.record
         outputs: list[tuple[bytes, bytes, int, str]] = []  # key, value, timestamp, topic
         anomalies = 0
         if valid:
-            values = [m.value() for m in valid]
-            batch = decode_clean_batch(values, strings=config.all_scores)
-            features = batch.features()
+            if config.all_scores:
+                batch = decode_clean_batch(values, strings=True)
+                numeric = batch.numeric
+                features = batch.features()
+            else:  # strings are decoded only for the anomalies, below
+                numeric, features = _decode_numeric(values)
             began = time.perf_counter()
             scores, errors = live.scorer.score(features)
             self.metrics.inference.observe(time.perf_counter() - began)
             if isinstance(live.scorer, RemoteScorer) and live.scorer.scored_by is not None:
                 record = live.scorer.scored_by
             flags = scores > record.threshold
-            ts = batch.numeric["ts"].tolist()
-            seq = batch.numeric["seq"].tolist()
-            keys = [m.key() for m in valid]
             hits = np.flatnonzero(flags).tolist()
             anomalies = len(hits)
+            if hits or config.all_scores:
+                ts = numeric["ts"].tolist()
+                seq = numeric["seq"].tolist()
+                keys = [m.key() for m in valid] if config.all_scores else []
             if hits:
-                raw = np.stack([batch.numeric[name][hits] for name in FEATURES], axis=1)
+                raw = np.stack([numeric[name][hits] for name in FEATURES], axis=1)
                 tops = top_features(raw, errors[hits], config.top_k)
                 topic = self.settings.topics.anomalies
                 for i, top in zip(hits, tops, strict=True):
@@ -484,7 +513,7 @@ class ScoreStage:
                         failure=event.failure,
                         source=f"{message.topic()}[{message.partition()}]@{message.offset()}",
                     )
-                    key = keys[i] or event.car_id.encode()
+                    key = (keys[i] if keys else message.key()) or event.car_id.encode()
                     outputs.append((key, encode_output(anomaly), ts[i], topic))
             if config.all_scores:
                 topic = self.settings.topics.scores
@@ -520,6 +549,20 @@ class ScoreStage:
         finally:
             self._inflight = None
         return inflight
+
+    def _valid_fast(
+        self, messages: list[Message], values: list[Any]
+    ) -> tuple[list[Message], list[bytes]]:
+        """``(valid messages, their values)``; checked in C when every record is valid."""
+        try:
+            shortest = min(map(len, values), default=_MIN_LEN)
+            versions = b"".join([value[:1] for value in values])
+            if shortest >= _MIN_LEN and not versions.replace(_VERSION_BYTE, b""):
+                return messages, values
+        except TypeError:  # a value is None (a tombstone)
+            pass
+        valid = self._valid(messages)
+        return valid, [m.value() for m in valid]
 
     def _valid(self, messages: list[Message]) -> list[Message]:
         valid = []
