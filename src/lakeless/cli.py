@@ -41,6 +41,7 @@ def _register() -> None:
     # Stage modules import their heavy dependencies inside the commands, so this stays cheap.
     from lakeless.bench.cli import bench_app
     from lakeless.bridge.cli import bridge
+    from lakeless.dashboard.cli import dashboard
     from lakeless.demo.cli import demo
     from lakeless.fleet.cli import simulate
     from lakeless.importer.cli import import_command
@@ -53,6 +54,7 @@ def _register() -> None:
     from lakeless.twin.cli import twin
 
     app.command("bridge")(bridge)
+    app.command("dashboard")(dashboard)
     app.command("demo")(demo)
     app.command("preprocess")(preprocess)
     app.command("score")(score)

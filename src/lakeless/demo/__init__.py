@@ -195,11 +195,11 @@ def _start_stages(supervisor: Supervisor, options: DemoOptions) -> None:
         import lakeless.dashboard  # noqa: F401
     except ImportError:
         return
+    # The dashboard reads the twin's database (LAKELESS_DATA_DIR) and follows MODEL_NAME.
     supervisor.start(
         StageProcess(
             "dashboard",
-            ["dashboard", "--port", str(options.dashboard_port)],
-            env={"LAKELESS_DASHBOARD_TWIN_URL": f"http://127.0.0.1:{options.twin_port}"},
+            ["dashboard", "--port", str(options.dashboard_port), "--model", MODEL_NAME],
         )
     )
 
