@@ -221,7 +221,8 @@ def encode_rows(
         >>> values = np.arange(18, dtype=np.float64)[None]
         >>> record = encode_rows(np.array([5]), 7, values, ["car-1"], ["m"], [None])[0]
         >>> event = decode_clean(record)
-        >>> event.car_id, event.ts, event.seq, event.speed == values[0, FEATURES.index("speed")]
+        >>> speed = values[0, FEATURES.index("speed")]
+        >>> event.car_id, event.ts, event.seq, bool(event.speed == speed)
         ('car-1', 5, 7, True)
     """
     n = len(ts)
@@ -281,7 +282,7 @@ def latency_result(latencies_ms: Sequence[float], seconds: float, **extra: Any) 
     Example:
         >>> result = latency_result([float(i) for i in range(1, 101)], 1.0)
         >>> result.events, result.extra["p50_ms"], result.extra["p99_ms"]
-        (100, 50.5, 99.0)
+        (100, 50.5, 99.01)
     """
     data = np.asarray(latencies_ms, dtype=np.float64)
     stats: dict[str, Any] = {"p50_ms": None, "p99_ms": None, "max_ms": None}
