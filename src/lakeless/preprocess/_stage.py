@@ -54,7 +54,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lakeless.config import Settings
 from lakeless.errors import KafkaError
-from lakeless.kafka import make_consumer, make_producer
+from lakeless.kafka import ConsumeErrors, make_consumer, make_producer
 from lakeless.lifecycle import RunLimits, Stopper, stop_on_signals
 from lakeless.preprocess.dlq import dead_letter
 from lakeless.preprocess.process import Filtered, Preprocessor
@@ -101,7 +101,6 @@ _REBALANCE_CODES: Final = frozenset(
     }
 )
 #: Seconds between two log lines about the same consumer error code.
-_ERROR_LOG_INTERVAL: Final = 10.0
 
 
 class PreprocessError(KafkaError):
@@ -206,7 +205,7 @@ class PreprocessStage:
         self.commit_failures = 0
         self._preprocessor = self.preprocess.preprocessor()
         self._stopper: Stopper | None = None
-        self._error_logged: dict[int, float] = {}
+        self._errors = ConsumeErrors(PreprocessError)
         self._joined = False
 
     @property
@@ -285,32 +284,9 @@ class PreprocessStage:
     # ---- one batch --------------------------------------------------------------------------
 
     def _consume(self, consumer: Any, wanted: int) -> list[Message]:
-        try:
-            messages: list[Message] = consumer.consume(
-                num_messages=wanted, timeout=self.preprocess.poll_timeout
-            )
-        except KafkaException as exc:
-            raise PreprocessError(f"consuming {self.settings.topics.raw} failed: {exc}") from exc
-        good = [m for m in messages if m.error() is None]
-        if len(good) != len(messages):
-            for message in messages:
-                if (error := message.error()) is not None:
-                    self._consumer_error(error, message)
-        return good
-
-    def _consumer_error(self, error: ConfluentError, message: Message) -> None:
-        if error.fatal():
-            raise PreprocessError(f"fatal consumer error: {error.str()}")
-        self._joined = True  # e.g. a missing topic: waiting longer would not help
-        code = error.code()
-        if code == ConfluentError._PARTITION_EOF:
-            return
-        now = time.monotonic()
-        last = self._error_logged.get(code)
-        if last is None or now - last >= _ERROR_LOG_INTERVAL:
-            self._error_logged[code] = now
-            where = message.topic() or self.settings.topics.raw
-            logger.warning("consumer error on %s (retrying): %s", where, error.str())
+        messages = self._errors.consume(consumer, wanted, self.preprocess.poll_timeout)
+        self._joined = self._joined or self._errors.seen  # e.g. a missing topic
+        return messages
 
     def _process(self, messages: list[Message], consumer: Any, producer: Any) -> None:
         values = [m.value() for m in messages]

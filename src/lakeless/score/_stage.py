@@ -58,7 +58,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lakeless.config import Settings
 from lakeless.errors import KafkaError
-from lakeless.kafka import make_consumer, make_producer
+from lakeless.kafka import ConsumeErrors, make_consumer, make_producer
 from lakeless.lifecycle import RunLimits, Stopper, stop_on_signals
 from lakeless.model.onnx import ModelLoadError
 from lakeless.registry import ModelRecord, RegistryFollower
@@ -282,7 +282,7 @@ class ScoreStage:
         self._producer: Any = None
         self._joined = False
         self._clock = _Clock()
-        self._error_logged: dict[int, float] = {}
+        self._errors = ConsumeErrors(ScoreError)
         self._invalid_logged = 0.0
 
     @property
@@ -428,36 +428,15 @@ class ScoreStage:
         out = self._carry[:wanted]
         del self._carry[:wanted]
         if len(out) < wanted:
-            try:
-                messages: list[Message] = self._consumer.consume(
-                    num_messages=wanted - len(out), timeout=self.config.batch_ms / 1000
-                )
-            except KafkaException as exc:
-                raise ScoreError(f"consuming {self.settings.topics.clean} failed: {exc}") from exc
-            out += self._good(messages)
+            timeout = self.config.batch_ms / 1000
+            out += self._errors.consume(self._consumer, wanted - len(out), timeout)
+            self._joined = self._joined or self._errors.seen  # e.g. a missing topic
         return out
 
     def _good(self, messages: list[Message]) -> list[Message]:
-        good = [m for m in messages if m.error() is None]
-        if len(good) != len(messages):
-            for message in messages:
-                if (error := message.error()) is not None:
-                    self._consumer_error(error, message)
+        good = self._errors.records(messages)
+        self._joined = self._joined or self._errors.seen  # e.g. a missing topic
         return good
-
-    def _consumer_error(self, error: ConfluentError, message: Message) -> None:
-        if error.fatal():
-            raise ScoreError(f"fatal consumer error: {error.str()}")
-        self._joined = True  # e.g. a missing topic: waiting longer would not help
-        code = error.code()
-        if code == ConfluentError._PARTITION_EOF:
-            return
-        now = time.monotonic()
-        last = self._error_logged.get(code)
-        if last is None or now - last >= _ERROR_LOG_INTERVAL:
-            self._error_logged[code] = now
-            where = message.topic() or self.settings.topics.clean
-            logger.warning("consumer error on %s (retrying): %s", where, error.str())
 
     def _process(self, messages: list[Message], live: _Live) -> _Batch | None:
         # Per-record work stays in C (list comprehensions over the C methods, dict(zip())):

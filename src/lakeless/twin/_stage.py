@@ -40,7 +40,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lakeless.config import Settings
 from lakeless.errors import KafkaError
-from lakeless.kafka import make_consumer
+from lakeless.kafka import ConsumeErrors, make_consumer
 from lakeless.lifecycle import RunLimits, Stopper, stop_on_signals
 from lakeless.schema import CLEAN_DTYPE, CLEAN_VERSION, CleanBatch, decode_clean_batch
 from lakeless.score._output import Anomaly, decode_anomaly
@@ -69,7 +69,6 @@ _REBALANCE_CODES: Final = frozenset(
         ConfluentError._STATE,
     }
 )
-_ERROR_LOG_INTERVAL: Final = 10.0
 #: What a malformed ``sensor-clean`` record raises while decoding.
 _DECODE_ERRORS: Final = (ValueError, TypeError, IndexError, struct.error, AssertionError)
 
@@ -187,7 +186,7 @@ class TwinStage:
         self._store = store
         self._stopper: Stopper | None = None
         self._joined = False
-        self._error_logged: dict[int, float] = {}
+        self._errors = ConsumeErrors(TwinKafkaError)
 
     def request_stop(self) -> None:
         """Ask a running `run` to stop after its current batch (thread-safe)."""
@@ -254,31 +253,9 @@ class TwinStage:
     # ---- one batch ----------------------------------------------------------------------------
 
     def _consume(self, consumer: Any, wanted: int) -> list[Message]:
-        try:
-            messages: list[Message] = consumer.consume(
-                num_messages=wanted, timeout=self.config.poll_timeout
-            )
-        except KafkaException as exc:
-            raise TwinKafkaError(f"consuming failed: {exc}") from exc
-        good = [m for m in messages if m.error() is None]
-        if len(good) != len(messages):
-            for message in messages:
-                if (error := message.error()) is not None:
-                    self._consumer_error(error, message)
-        return good
-
-    def _consumer_error(self, error: ConfluentError, message: Message) -> None:
-        if error.fatal():
-            raise TwinKafkaError(f"fatal consumer error: {error.str()}")
-        self._joined = True  # e.g. a missing topic: waiting longer would not help
-        code = error.code()
-        if code == ConfluentError._PARTITION_EOF:
-            return
-        now = time.monotonic()
-        last = self._error_logged.get(code)
-        if last is None or now - last >= _ERROR_LOG_INTERVAL:
-            self._error_logged[code] = now
-            logger.warning("consumer error on %s (retrying): %s", message.topic(), error.str())
+        messages = self._errors.consume(consumer, wanted, self.config.poll_timeout)
+        self._joined = self._joined or self._errors.seen  # e.g. a missing topic
+        return messages
 
     def _process(self, messages: list[Message], store: TwinStore, consumer: Any) -> None:
         clean = self.settings.topics.clean
