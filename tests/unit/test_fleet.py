@@ -318,3 +318,14 @@ def test_cli_writes_json_lines(capsysbinary: pytest.CaptureFixture[bytes]) -> No
         (f"car-0000{i}", s) for s in range(2) for i in range(3)
     ]
     assert json.loads(lines[0])["ts"] < 1000
+
+
+def test_send_from_continues_an_earlier_run_exactly() -> None:
+    from lakeless.fleet import FleetSettings, MemorySink, Simulator
+
+    common = {"cars": 4, "seed": 3, "start": 1_000_000, "speedup": 0.0, "failure_rate": 20.0}
+    whole, tail = MemorySink(), MemorySink()
+    Simulator(FleetSettings(duration=40, **common), sink=whole).run()
+    Simulator(FleetSettings(duration=40, send_from=1_025_000, **common), sink=tail).run()
+    assert tail.events == [e for e in whole.events if e.ts >= 1_025_000]
+    assert tail.events and tail.events[0].seq == 25

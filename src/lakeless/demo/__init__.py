@@ -2,11 +2,12 @@
 
 1. Start Kafka and Mosquitto (`lakeless.stack`) and create the topics.
 2. Write a history: ``warmup`` simulated minutes of a fleet with failures, ending now, straight to
-   ``sensor-raw`` (as if the bridge had forwarded it).
+   ``sensor-raw`` (as if the bridge had forwarded it). The live fleet later is the same fleet
+   going on (same seed, fast-forwarded to where the history ended).
 3. Start the stages as supervised processes (a crashed stage is restarted and reported):
    ``preprocess``, ``twin`` (with its HTTP API), ``bridge``, the ``dashboard`` when installed.
 4. Once the history is preprocessed, train the first model from Kafka (the last ``warmup``
-   minutes of ``sensor-clean``) and promote it; then start ``score`` and a live fleet sending
+   minutes of ``sensor-clean``) and promote it; then start ``score`` and the fleet sending
    over MQTT in real time.
 5. Every few seconds print events/s per stage, anomalies and detection quality so far against
    the simulator's labels (for the live events only: the history was the training data); at
@@ -127,7 +128,8 @@ def run_demo(
     url = f"http://127.0.0.1:{options.dashboard_port}/"
     try:
         with stop_on_signals(stopper):
-            report.history_events = _write_history(supervisor, options)
+            history_start_ms = int((time.time() - options.warmup_minutes * 60) * 1000)
+            report.history_events = _write_history(supervisor, options, history_start_ms)
             _start_stages(supervisor, options)
             _wait_preprocessed(settings, rates, report.history_events, stopper, show, report, url)
             if stopper.done:
@@ -137,13 +139,17 @@ def run_demo(
             supervisor.start(
                 StageProcess("score", ["score", "--model", MODEL_NAME, "--until-idle", "3600"])
             )
+            # The same fleet goes on: same seed and start, simulated up to where the history
+            # ended, then sent live over MQTT in real time.
+            live_from = history_start_ms + int(options.warmup_minutes * 60_000)
             supervisor.start(
                 StageProcess(
                     "fleet",
                     [
                         "simulate", "--to", "mqtt", "--cars", str(options.cars),
                         "--failure-rate", str(options.failure_rate), "--seed",
-                        str(options.seed + 1), "--start", "now",
+                        str(options.seed), "--start", str(history_start_ms),
+                        "--send-from", str(live_from),
                     ],
                 )
             )  # fmt: skip
@@ -172,9 +178,8 @@ def run_demo(
     return report
 
 
-def _write_history(supervisor: Supervisor, options: DemoOptions) -> int:
+def _write_history(supervisor: Supervisor, options: DemoOptions, start_ms: int) -> int:
     seconds = options.warmup_minutes * 60
-    start_ms = int((time.time() - seconds) * 1000)
     out = _run_job(
         supervisor,
         "history",

@@ -48,6 +48,9 @@ class FleetSettings(BaseModel):
         ramp: simulated seconds over which a failure's severity rises from 0 to 1.
         speedup: simulated seconds per wall second; 0 runs as fast as possible.
         start: event time of the first step, ms since the epoch; ``None``: now.
+        send_from: event time (ms) before which steps are simulated but not sent, so a run can
+            continue exactly where an earlier run with the same seed and ``start`` stopped;
+            pacing starts there.
         seed: random seed; ``None`` draws one (reported in the statistics).
         to: destination: ``mqtt``, ``kafka`` (topic ``topics.raw``), ``stdout`` (JSON lines)
             or ``null`` (encode and drop; measures generation).
@@ -64,6 +67,7 @@ class FleetSettings(BaseModel):
     ramp: float = Field(default=45.0, ge=0)
     speedup: float = Field(default=1.0, ge=0)
     start: int | None = Field(default=None, ge=0)
+    send_from: int | None = Field(default=None, ge=0)
     seed: int | None = Field(default=None, ge=0)
     to: Destination = "mqtt"
     models: tuple[str, ...] | None = None
@@ -236,18 +240,22 @@ class Simulator:
         started: float,
     ) -> str:
         speedup = self.fleet_settings.speedup
+        send_from = self.fleet_settings.send_from
+        paced_from = fleet.start if send_from is None else max(fleet.start, send_from)
         next_log = started + self.progress_every
         while True:
             if steps is not None and fleet.steps >= steps:
                 return "duration"
             batch = fleet.step()
+            if send_from is not None and int(batch.ts[0]) < send_from:
+                continue  # fast-forward: same fleet state, nothing sent
             size = len(batch)
             for first in range(0, size, self.chunk):
                 last = min(size, first + self.chunk)
                 if count is not None:
                     last = min(last, first + count - sink.sent)
                 if speedup > 0:
-                    due = started + (int(batch.ts[first]) - fleet.start) / 1000.0 / speedup
+                    due = started + (int(batch.ts[first]) - paced_from) / 1000.0 / speedup
                     wait = due - time.monotonic()
                     if deadline is not None:
                         wait = min(wait, deadline - time.monotonic())

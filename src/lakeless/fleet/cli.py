@@ -81,6 +81,14 @@ def simulate(
             envvar=_env("START"), help="Event time of the first step: ms, ISO 8601 or 'now'."
         ),
     ] = None,
+    send_from: Annotated[
+        str | None,
+        typer.Option(
+            envvar=_env("SEND_FROM"),
+            help="Simulate but do not send events before this time (ms, ISO 8601 or 'now'): "
+            "continues an earlier run with the same --seed and --start.",
+        ),
+    ] = None,
     to: Annotated[
         Destination, typer.Option(envvar=_env("TO"), help="Destination of the events.")
     ] = Destination.mqtt,
@@ -120,6 +128,7 @@ def simulate(
         ramp=ramp,
         speedup=0.0 if fast else speedup,
         start=parse_start(start),
+        send_from=parse_start(send_from),
         seed=seed,
         to=to.value,
         models=tuple(m.strip() for m in models.split(",") if m.strip()) if models else None,
