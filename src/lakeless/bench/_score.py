@@ -48,12 +48,9 @@ and the issue's goals (``lakeless-score-1p`` at least 0.5x ``raw-consume`` and 5
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import multiprocessing as mp
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -61,6 +58,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -68,6 +66,7 @@ import numpy as np
 from confluent_kafka import TopicPartition
 from pydantic import BaseModel, ConfigDict, Field
 
+from lakeless.bench._peer import cached_venv, ensure_venv, run_command, run_peer_script
 from lakeless.bench._result import BenchReport, BenchResult, machine_info
 from lakeless.config import KafkaSettings, Settings, TopicSettings
 from lakeless.errors import LakelessError
@@ -348,46 +347,26 @@ class ScoreBenchReport(BenchReport):
 
 def default_quix_venv() -> Path:
     """``$LAKELESS_BENCH_QUIX_VENV``, else ``$XDG_CACHE_HOME/lakeless/bench-quix-venv``."""
-    if configured := os.environ.get("LAKELESS_BENCH_QUIX_VENV"):
-        return Path(configured).expanduser()
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "lakeless" / "bench-quix-venv"
+    return cached_venv("LAKELESS_BENCH_QUIX_VENV", "bench-quix-venv")
 
 
-def _run(command: Sequence[str], timeout: float, what: str) -> None:
-    try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
-        )
-    except (subprocess.TimeoutExpired, OSError) as exc:
-        raise ScoreBenchError(f"{what} failed: {exc}") from exc
-    if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-        raise ScoreBenchError(f"{what} failed (exit {done.returncode}): {' | '.join(tail)}")
+_run: Final = partial(run_command, error=ScoreBenchError)
 
 
 def ensure_quix_venv(path: Path | None = None, *, timeout: float = 900.0) -> Path:
     """The Python of the Quix Streams virtualenv at ``path``; built there first if needed.
 
-    A marker file written last makes an interrupted build count as missing.
-
     Raises:
         ScoreBenchError: it is missing and could not be built (e.g. no package index).
     """
-    path = path or default_quix_venv()
-    python = path / "bin" / "python"
-    marker = path / _QUIX_MARKER
-    wanted = " ".join(QUIX_REQUIREMENTS)
-    if python.exists() and marker.is_file() and marker.read_text().strip() == wanted:
-        return python
-    logger.info("building the Quix Streams virtualenv in %s (%s)", path, wanted)
-    shutil.rmtree(path, ignore_errors=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _run([sys.executable, "-m", "venv", str(path)], 120, "creating the virtualenv")
-    pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--quiet"]
-    _run([*pip, *QUIX_REQUIREMENTS], timeout, f"pip install {wanted}")
-    marker.write_text(wanted + "\n")
-    return python
+    return ensure_venv(
+        path or default_quix_venv(),
+        QUIX_REQUIREMENTS,
+        marker=_QUIX_MARKER,
+        base_python=lambda: sys.executable,
+        timeout=timeout,
+        run=_run,
+    )
 
 
 # ---- watching a consumer group's progress ---------------------------------------------------
@@ -741,25 +720,11 @@ class _ScoreRun:
         logger.info("%s: %d events in %s", QUIX, expected, python)
         env = {**os.environ, "PYTHONNOUSERSITE": "1"}
         env.pop("PYTHONPATH", None)
-        try:
-            done = subprocess.run(
-                [str(python), str(_QUIX_SCRIPT)],
-                input=json.dumps(args),
-                capture_output=True,
-                text=True,
-                timeout=bench.timeout + 60,
-                env=env,
-                cwd=workdir,
-            )
-        except subprocess.TimeoutExpired:
-            return BenchResult(QUIX, 0, 0.0, {"failed": True, "reason": "timed out"})
-        lines = done.stdout.strip().splitlines()
-        if done.returncode != 0 or not lines:
-            tail = " | ".join(done.stderr.strip().splitlines()[-5:])
-            return BenchResult(
-                QUIX, 0, 0.0, {"failed": True, "reason": f"exit {done.returncode}: {tail}"}
-            )
-        out = json.loads(lines[-1])
+        out = run_peer_script(
+            QUIX, python, _QUIX_SCRIPT, args, timeout=bench.timeout + 60, env=env, cwd=workdir
+        )
+        if isinstance(out, BenchResult):
+            return out
         return BenchResult(
             QUIX,
             int(out["events"]),

@@ -39,11 +39,9 @@ tracing the first ``tf.data`` and Keras functions). Nothing is asserted about sp
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -51,6 +49,7 @@ import uuid
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -60,6 +59,7 @@ from confluent_kafka import TopicPartition
 from pydantic import BaseModel, ConfigDict, Field
 
 from lakeless.bench._ingest import BenchError, _throwaway_kafka
+from lakeless.bench._peer import cached_venv, ensure_venv, run_command, run_peer_script
 from lakeless.bench._result import BenchReport, BenchResult, machine_info
 from lakeless.config import KafkaSettings
 from lakeless.dataset import READ_CONFIG, KafkaDataset
@@ -457,10 +457,7 @@ def read_parquet_features(path: Path) -> np.ndarray:
 
 def default_tfio_venv() -> Path:
     """``$LAKELESS_BENCH_TFIO_VENV``, else ``$XDG_CACHE_HOME/lakeless/bench-tfio-venv``."""
-    if configured := os.environ.get("LAKELESS_BENCH_TFIO_VENV"):
-        return Path(configured).expanduser()
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "lakeless" / "bench-tfio-venv"
+    return cached_venv("LAKELESS_BENCH_TFIO_VENV", "bench-tfio-venv")
 
 
 def _base_python() -> str:
@@ -475,18 +472,7 @@ def _base_python() -> str:
     )
 
 
-def _run(command: Sequence[str], timeout: float, what: str) -> None:
-    try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise TfioUnavailableError(f"{what} took more than {timeout:.0f}s") from exc
-    except OSError as exc:
-        raise TfioUnavailableError(f"{what} failed: {exc}") from exc
-    if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-        raise TfioUnavailableError(f"{what} failed (exit {done.returncode}): {' | '.join(tail)}")
+_run: Final = partial(run_command, error=TfioUnavailableError)
 
 
 def ensure_tfio_venv(path: Path | None = None, *, timeout: float = 1800.0) -> Path:
@@ -499,23 +485,15 @@ def ensure_tfio_venv(path: Path | None = None, *, timeout: float = 1800.0) -> Pa
     Raises:
         TfioUnavailableError: it is missing and could not be built; the message says why.
     """
-    path = path or default_tfio_venv()
-    python = path / "bin" / "python"
-    marker = path / _TFIO_MARKER
-    wanted = " ".join(TFIO_REQUIREMENTS)
-    if python.exists() and marker.is_file() and marker.read_text().strip() == wanted:
-        return python
-    logger.info("building the tensorflow-io virtualenv in %s (%s; minutes)", path, wanted)
-    started = time.monotonic()
-    shutil.rmtree(path, ignore_errors=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _run([_base_python(), "-m", "venv", str(path)], 120, "creating the virtualenv")
-    pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--quiet"]
-    _run([*pip, *TFIO_REQUIREMENTS], timeout, f"pip install {wanted}")
-    _run([str(python), "-c", "import tensorflow_io"], 300, "importing tensorflow_io")
-    marker.write_text(wanted + "\n")
-    logger.info("tensorflow-io virtualenv ready in %.0fs", time.monotonic() - started)
-    return python
+    return ensure_venv(
+        path or default_tfio_venv(),
+        TFIO_REQUIREMENTS,
+        marker=_TFIO_MARKER,
+        base_python=_base_python,
+        timeout=timeout,
+        run=lambda command, seconds, what: _run(command, seconds, what),  # patchable in tests
+        check_import="tensorflow_io",
+    )
 
 
 # ---- the run ------------------------------------------------------------------------------------
@@ -721,24 +699,11 @@ class _TrainRun:
         self._commit_log_start()
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONNOUSERSITE": "1"}
         env.pop("PYTHONPATH", None)
-        try:
-            done = subprocess.run(
-                [str(self.tfio_python), str(_TFIO_SCRIPT)],
-                input=json.dumps(args),
-                capture_output=True,
-                text=True,
-                timeout=3 * bench.timeout + 60,
-                env=env,
-            )
-        except subprocess.TimeoutExpired:
-            return BenchResult(TFIO, 0, 0.0, {"failed": True, "reason": "timed out"})
-        lines = done.stdout.strip().splitlines()
-        if done.returncode != 0 or not lines:
-            tail = " | ".join(done.stderr.strip().splitlines()[-5:])
-            return BenchResult(
-                TFIO, 0, 0.0, {"failed": True, "reason": f"exit {done.returncode}: {tail}"}
-            )
-        out = json.loads(lines[-1])
+        out = run_peer_script(
+            TFIO, self.tfio_python, _TFIO_SCRIPT, args, timeout=3 * bench.timeout + 60, env=env
+        )
+        if isinstance(out, BenchResult):
+            return out
         return BenchResult(
             TFIO,
             int(out["events"]),
