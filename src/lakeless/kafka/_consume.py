@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError as ConfluentError
-from confluent_kafka import KafkaException, Message
+from confluent_kafka import KafkaException, Message, TopicPartition
 
 from lakeless.errors import LakelessError
 
@@ -61,3 +62,51 @@ class ConsumeErrors:
         if last is None or now - last >= self.log_interval:
             self._logged[code] = now
             logger.warning("consumer error on %s (retrying): %s", message.topic(), error.str())
+
+
+#: Commit failures that only mean the group rebalanced under us: the new owner reprocesses.
+_REBALANCE_CODES = frozenset(
+    {
+        ConfluentError.ILLEGAL_GENERATION,
+        ConfluentError.UNKNOWN_MEMBER_ID,
+        ConfluentError.REBALANCE_IN_PROGRESS,
+        ConfluentError._ASSIGNMENT_LOST,
+        ConfluentError._STATE,
+    }
+)
+
+
+def next_offsets(messages: Sequence[Message]) -> list[TopicPartition]:
+    """The offsets to commit after ``messages``: last offset + 1 per topic partition."""
+    last: dict[tuple[str, int], int] = {}
+    for message in messages:
+        last[(message.topic(), message.partition())] = message.offset()
+    return [TopicPartition(t, p, offset + 1) for (t, p), offset in last.items()]
+
+
+def commit_sync(
+    consumer: Any, offsets: list[TopicPartition], records: int, error_type: type[LakelessError]
+) -> bool:
+    """Commit ``offsets`` synchronously.
+
+    Returns:
+        ``False`` when the group rebalanced under us (logged; the partitions' new owner
+        processes those ``records`` again), ``True`` when committed.
+
+    Raises:
+        LakelessError: (``error_type``) the commit failed for another reason.
+    """
+    try:
+        consumer.commit(offsets=offsets, asynchronous=False)
+    except KafkaException as exc:
+        error = exc.args[0] if exc.args else None
+        if isinstance(error, ConfluentError) and error.code() in _REBALANCE_CODES:
+            logger.warning(
+                "commit refused after a rebalance (%s); the partitions' new owner processes "
+                "%d records again",
+                error.str(),
+                records,
+            )
+            return False
+        raise error_type(f"commit of {offsets} failed: {exc}") from exc
+    return True

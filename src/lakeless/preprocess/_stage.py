@@ -54,7 +54,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lakeless.config import Settings
 from lakeless.errors import KafkaError
-from lakeless.kafka import ConsumeErrors, make_consumer, make_producer
+from lakeless.kafka import (
+    ConsumeErrors,
+    commit_sync,
+    make_consumer,
+    make_producer,
+    next_offsets,
+)
 from lakeless.lifecycle import RunLimits, Stopper, stop_on_signals
 from lakeless.preprocess.dlq import dead_letter
 from lakeless.preprocess.process import Filtered, Preprocessor
@@ -90,17 +96,6 @@ DEFAULT_BATCH_SIZE: Final = 5000
 #: Where the car id of an encoded clean record starts (after the version byte and the numeric
 #: block, preceded by its uint16 length); see `lakeless.schema`.
 _CAR_ID_AT: Final = 1 + CLEAN_DTYPE.itemsize
-#: Commit failures that only mean the group rebalanced under us: the new owner reprocesses.
-_REBALANCE_CODES: Final = frozenset(
-    {
-        ConfluentError.ILLEGAL_GENERATION,
-        ConfluentError.UNKNOWN_MEMBER_ID,
-        ConfluentError.REBALANCE_IN_PROGRESS,
-        ConfluentError._ASSIGNMENT_LOST,
-        ConfluentError._STATE,
-    }
-)
-#: Seconds between two log lines about the same consumer error code.
 
 
 class PreprocessError(KafkaError):
@@ -375,25 +370,9 @@ class PreprocessStage:
             )
 
     def _commit(self, consumer: Any, messages: Sequence[Message]) -> None:
-        last: dict[tuple[str, int], int] = {}
-        for message in messages:
-            last[(message.topic(), message.partition())] = message.offset()
-        offsets = [TopicPartition(t, p, offset + 1) for (t, p), offset in last.items()]
-        try:
-            consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as exc:
-            error = exc.args[0] if exc.args else None
-            code = error.code() if isinstance(error, ConfluentError) else None
-            if code in _REBALANCE_CODES:
-                self.commit_failures += 1
-                logger.warning(
-                    "commit refused after a rebalance (%s); the partitions' new owner will "
-                    "process %d records again",
-                    error.str() if isinstance(error, ConfluentError) else exc,
-                    len(messages),
-                )
-                return
-            raise PreprocessError(f"commit of {offsets} failed: {exc}") from exc
+        offsets = next_offsets(messages)
+        if not commit_sync(consumer, offsets, len(messages), PreprocessError):
+            self.commit_failures += 1
 
     # ---- rebalance callbacks (called inside consume) ----------------------------------------
 

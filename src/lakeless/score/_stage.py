@@ -58,7 +58,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lakeless.config import Settings
 from lakeless.errors import KafkaError
-from lakeless.kafka import ConsumeErrors, make_consumer, make_producer
+from lakeless.kafka import ConsumeErrors, commit_sync, make_consumer, make_producer
 from lakeless.lifecycle import RunLimits, Stopper, stop_on_signals
 from lakeless.model.onnx import ModelLoadError
 from lakeless.registry import ModelRecord, RegistryFollower
@@ -96,16 +96,6 @@ DEFAULT_BATCH_SIZE: Final = 5000
 DEFAULT_BATCH_MS: Final = 100
 
 _MIN_LEN: Final = 1 + CLEAN_DTYPE.itemsize + 6
-#: Commit failures that only mean the group rebalanced under us: the new owner reprocesses.
-_REBALANCE_CODES: Final = frozenset(
-    {
-        ConfluentError.ILLEGAL_GENERATION,
-        ConfluentError.UNKNOWN_MEMBER_ID,
-        ConfluentError.REBALANCE_IN_PROGRESS,
-        ConfluentError._ASSIGNMENT_LOST,
-        ConfluentError._STATE,
-    }
-)
 _ERROR_LOG_INTERVAL: Final = 10.0
 _VERSION_BYTE: Final = bytes((CLEAN_VERSION,))
 _BLOCK_END: Final = 1 + CLEAN_DTYPE.itemsize
@@ -634,23 +624,10 @@ class ScoreStage:
             metrics.batch_size.observe(batch.n)
 
     def _commit_offsets(self, batch: _Batch) -> bool:
-        offsets = batch.offsets()
-        try:
-            self._consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as exc:
-            error = exc.args[0] if exc.args else None
-            code = error.code() if isinstance(error, ConfluentError) else None
-            if code in _REBALANCE_CODES:
-                self.stats.commit_failures += 1
-                logger.warning(
-                    "commit refused after a rebalance (%s); the partitions' new owner will "
-                    "score %d records again",
-                    error.str() if isinstance(error, ConfluentError) else exc,
-                    batch.n,
-                )
-                return False
-            raise ScoreError(f"commit of {offsets} failed: {exc}") from exc
-        return True
+        if commit_sync(self._consumer, batch.offsets(), batch.n, ScoreError):
+            return True
+        self.stats.commit_failures += 1
+        return False
 
     def _commit_transaction(self, batch: _Batch) -> bool:
         producer = self._producer

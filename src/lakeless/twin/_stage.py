@@ -33,14 +33,13 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import msgspec
-from confluent_kafka import KafkaError as ConfluentError
-from confluent_kafka import KafkaException, Message, TopicPartition
+from confluent_kafka import Message, TopicPartition
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lakeless.config import Settings
 from lakeless.errors import KafkaError
-from lakeless.kafka import ConsumeErrors, make_consumer
+from lakeless.kafka import ConsumeErrors, commit_sync, make_consumer, next_offsets
 from lakeless.lifecycle import RunLimits, Stopper, stop_on_signals
 from lakeless.schema import CLEAN_DTYPE, CLEAN_VERSION, CleanBatch, decode_clean_batch
 from lakeless.score._output import Anomaly, decode_anomaly
@@ -60,15 +59,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_BATCH_SIZE: Final = 5000
 
 _MIN_CLEAN_LEN: Final = 1 + CLEAN_DTYPE.itemsize + 6
-_REBALANCE_CODES: Final = frozenset(
-    {
-        ConfluentError.ILLEGAL_GENERATION,
-        ConfluentError.UNKNOWN_MEMBER_ID,
-        ConfluentError.REBALANCE_IN_PROGRESS,
-        ConfluentError._ASSIGNMENT_LOST,
-        ConfluentError._STATE,
-    }
-)
 #: What a malformed ``sensor-clean`` record raises while decoding.
 _DECODE_ERRORS: Final = (ValueError, TypeError, IndexError, struct.error, AssertionError)
 
@@ -283,25 +273,9 @@ class TwinStage:
         stats.batches += 1
 
     def _commit(self, consumer: Any, messages: Sequence[Message]) -> None:
-        last: dict[tuple[str, int], int] = {}
-        for message in messages:
-            last[(message.topic(), message.partition())] = message.offset()
-        offsets = [TopicPartition(t, p, offset + 1) for (t, p), offset in last.items()]
-        try:
-            consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as exc:
-            error = exc.args[0] if exc.args else None
-            code = error.code() if isinstance(error, ConfluentError) else None
-            if code in _REBALANCE_CODES:
-                self.stats.commit_failures += 1
-                logger.warning(
-                    "commit refused after a rebalance (%s); the new owner applies %d records "
-                    "again, which changes nothing",
-                    exc,
-                    len(messages),
-                )
-                return
-            raise TwinKafkaError(f"commit of {offsets} failed: {exc}") from exc
+        # A rebalanced-away batch is applied again by the new owner, which changes nothing.
+        if not commit_sync(consumer, next_offsets(messages), len(messages), TwinKafkaError):
+            self.stats.commit_failures += 1
 
     def _on_assign(self, stopper: Stopper, partitions: list[TopicPartition]) -> None:
         self._joined = True
