@@ -15,7 +15,7 @@ import pytest
 
 from lakeless.config import KafkaSettings, MqttSettings
 from lakeless.kafka import TopicSpec, create_topics
-from lakeless.stack import KafkaBroker, MosquittoBroker, free_port
+from lakeless.stack import KafkaBroker, MosquittoBroker, Stack, StackSettings, free_port
 
 
 @pytest.fixture(scope="session")
@@ -56,6 +56,55 @@ def new_topic(kafka: KafkaSettings) -> Iterator[Callable[..., str]]:
         return name
 
     yield make
+
+
+@pytest.fixture(scope="session")
+def s3_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A broker that tiers to S3 (a real s3proxy) through lakeless' RemoteStorageManager.
+
+    Its Mosquitto is not started. Tests may stop and start ``stack.s3`` (the outage test does).
+    """
+    settings = StackSettings(
+        data_dir=tmp_path_factory.mktemp("s3-stack"),
+        kafka_port=free_port(),
+        controller_port=free_port(),
+        mqtt_port=free_port(),
+        s3_port=free_port(),
+        tier="s3",
+        kafka_heap="512m",
+    )
+    stack = Stack(settings)
+    assert stack.s3 is not None
+    stack.kafka.extra_config.update(stack.s3.broker_config())
+    stack.s3.start()
+    try:
+        stack.kafka.start()
+        yield stack
+    finally:
+        stack.kafka.stop()
+        stack.s3.stop()
+
+
+@pytest.fixture(params=["local", "s3"])
+def tiered_kafka(request: pytest.FixtureRequest) -> KafkaSettings:
+    """The same test on each remote tier: LocalTieredStorage (`kafka`), then S3 (`s3_stack`)."""
+    if request.param == "local":
+        settings: KafkaSettings = request.getfixturevalue("kafka")
+        return settings
+    stack: Stack = request.getfixturevalue("s3_stack")
+    return stack.kafka_settings
+
+
+@pytest.fixture
+def new_tiered_topic(tiered_kafka: KafkaSettings) -> Callable[..., str]:
+    """Like `new_topic`, on the broker of `tiered_kafka`."""
+
+    def make(partitions: int = 1, **config: str) -> str:
+        name = f"test-{uuid.uuid4().hex[:10]}"
+        create_topics(tiered_kafka, [TopicSpec(name, partitions, 1, dict(config))])
+        return name
+
+    return make
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -14,13 +14,16 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
-from lakeless.errors import LakelessError
+from lakeless.errors import ConfigError, LakelessError
 
 app = typer.Typer(
     name="lakeless",
     help="Streaming machine learning on Apache Kafka, without a data lake.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Plain help: it wraps long option texts (environment variable names) instead of
+    # truncating them at 80 columns.
+    rich_markup_mode=None,
 )
 
 
@@ -45,6 +48,7 @@ def _register() -> None:
     from lakeless.demo.cli import demo
     from lakeless.fleet.cli import simulate
     from lakeless.importer.cli import import_command
+    from lakeless.pipeline.cli import pipeline_app
     from lakeless.preprocess.cli import preprocess
     from lakeless.registry.cli import models_app
     from lakeless.score.cli import score
@@ -66,6 +70,7 @@ def _register() -> None:
 
     app.add_typer(bench_app, name="bench")
     app.add_typer(models_app, name="models")
+    app.add_typer(pipeline_app, name="pipeline")
     app.add_typer(stack_app, name="stack")
     app.add_typer(topics_app, name="topics")
 
@@ -74,9 +79,12 @@ _register()
 
 
 def main() -> None:
-    """Entry point: run the app, turning `LakelessError` into a one-line message and exit 1."""
+    """Entry point: run the app, turning `LakelessError` into a one-line message.
+
+    Exit 2 for a `ConfigError` (a bad option or variable, as click's own usage errors), else 1.
+    """
     try:
         app()
     except LakelessError as exc:
         Console(stderr=True).print(f"[bold red]error:[/] {exc}")
-        sys.exit(1)
+        sys.exit(2 if isinstance(exc, ConfigError) else 1)

@@ -10,12 +10,14 @@ import time
 
 import pytest
 
-from lakeless.bench._train import (
+from lakeless.bench._train import TrainBenchSettings, run_train_bench
+from lakeless.bench._train_report import (
+    RAW_CONSUME,
+    READER_NUMPY,
+    READER_TF,
     TFIO,
     TRAIN_KAFKA,
     TRAIN_PATHS,
-    TrainBenchSettings,
-    run_train_bench,
 )
 from lakeless.config import KafkaSettings
 from lakeless.kafka import list_topics
@@ -25,7 +27,9 @@ pytestmark = pytest.mark.slow
 
 def test_train_suite_measures_every_path(kafka: KafkaSettings) -> None:
     rows = 20_000
-    bench = TrainBenchSettings(rows=rows, epochs=1, partitions=2, tfio=False, timeout=60)
+    bench = TrainBenchSettings(
+        rows=rows, epochs=1, partitions=2, tfio=False, timeout=60, read_repeats=2
+    )
     data = run_train_bench(bench, kafka).to_dict()
 
     assert [r["name"] for r in data["results"]] == list(TRAIN_PATHS)
@@ -45,7 +49,18 @@ def test_train_suite_measures_every_path(kafka: KafkaSettings) -> None:
     assert by_name["reader->numpy"]["extra"]["kafka_reads"] == 1
     assert by_name["reader->tf.data"]["extra"]["kafka_reads"] == 1
     assert by_name[TRAIN_KAFKA]["extra"]["kafka_reads"] == 1
+    # Kafka's own limit, read the same way and interleaved with the reader.
+    assert data["ceiling"] == RAW_CONSUME
+    raw = by_name[RAW_CONSUME]
+    assert raw["events"] == rows and raw["ratio_to_ceiling"] == 1.0
+    for name in (RAW_CONSUME, READER_NUMPY):
+        assert by_name[name]["extra"]["repeats"] == 2, by_name[name]
+        assert len(by_name[name]["extra"]["runs_per_s"]) == 2
+        assert by_name[name]["extra"]["spread"] >= 0
     ratios = {r["name"]: r for r in data["ratios"]}
+    for name, goal in ((f"{READER_NUMPY} / {RAW_CONSUME}", ">= 0.8"),
+                       (f"{READER_TF} / {READER_NUMPY}", ">= 0.9")):  # fmt: skip
+        assert ratios[name]["value"] > 0 and ratios[name]["goal"] == goal, ratios[name]
     train = ratios["train-from-kafka / train-from-parquet"]
     assert train["value"] > 0 and train["goal"] == "<= 1.2"
     assert ratios["reader->tf.data / tensorflow-io"]["value"] is None

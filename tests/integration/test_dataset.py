@@ -7,6 +7,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -14,11 +15,19 @@ import pytest
 
 from lakeless.config import KafkaSettings
 from lakeless.dataset import BadRecordError, KafkaDataset, ResolvedWindow, Window
+from lakeless.examples import car_fleet, example_schema
 from lakeless.fleet import Fleet
 from lakeless.kafka import make_producer
 from lakeless.lifecycle import RunLimits
-from lakeless.schema import FEATURES, SensorEvent, encode_clean, encode_event
+from lakeless.pipeline import Pipeline
+from lakeless.schema import CleanCodec, EventCodec
 from lakeless.stack import run_kafka_tool
+from lakeless.testing.events import example_values
+from lakeless.testing.models import FEATURES
+
+SensorEvent = Any  # an event of the car schema's generated type
+CAR = car_fleet()
+CODEC, EVENTS = CleanCodec(CAR), EventCodec(CAR)
 
 PARTITIONS = 3
 PER_PARTITION = 200
@@ -36,14 +45,18 @@ def make_events(count: int, seed: int = 7) -> list[SensorEvent]:
 
 
 def produce_clean(
-    kafka: KafkaSettings, topic: str, rows: list[tuple[int, int, SensorEvent | bytes]]
+    kafka: KafkaSettings,
+    topic: str,
+    rows: list[tuple[int, int, SensorEvent | bytes]],
+    codec: CleanCodec = CODEC,
 ) -> None:
-    """Produce ``(partition, timestamp, event)`` rows as sensor-clean records, keyed by car."""
+    """Produce ``(partition, timestamp, event)`` rows as clean records, keyed by entity."""
     producer = make_producer(kafka, linger_ms=20)
     errors: list[object] = []
+    key_field = codec.schema.key
     for partition, ts, event in rows:
-        value = event if isinstance(event, bytes) else encode_clean(event)
-        key = b"bad" if isinstance(event, bytes) else event.car_id.encode()
+        value = event if isinstance(event, bytes) else codec.encode(event)
+        key = b"bad" if isinstance(event, bytes) else getattr(event, key_field).encode()
         while True:
             try:
                 producer.produce(
@@ -84,26 +97,25 @@ def known_topic(kafka: KafkaSettings) -> tuple[str, list[tuple[int, int, SensorE
     return name, rows
 
 
-def expected(rows: list[tuple[int, int, SensorEvent]], start: int, end: int) -> list[SensorEvent]:
+def expected(
+    rows: list[tuple[int, int, SensorEvent]], start: int, end: int
+) -> list[dict[str, Any]]:
     """Rows with offsets in [start, end) of every partition, in partition then offset order."""
     out = []
     for p in range(PARTITIONS):
-        out += [e for q, _, e in rows if q == p][start:end]
+        out += [EVENTS.to_dict(e) for q, _, e in rows if q == p][start:end]
     return out
 
 
-def as_events(ds: KafkaDataset) -> list[SensorEvent]:
+def as_events(ds: KafkaDataset) -> list[dict[str, Any]]:
+    """Every record of the dataset as an event dict (schema field order, Python values)."""
     batch = ds.to_numpy()
-    numeric = batch.numeric
+    columns = {name: batch.column(name) for name in CAR.field_names}
     return [
-        SensorEvent(
-            batch.car_id[i],
-            int(numeric["ts"][i]),
-            int(numeric["seq"][i]),
-            batch.model[i],
-            *(float(numeric[name][i]) for name in FEATURES),  # type: ignore[arg-type]
-            failure=batch.failure[i],
-        )
+        {
+            name: values[i] if isinstance(values, list) else values[i].item()
+            for name, values in columns.items()
+        }
         for i in range(len(batch))
     ]
 
@@ -140,10 +152,10 @@ def test_adapters_agree_with_numpy(
     assert np.array_equal(x, batch.features(np.float32))
 
     frame = ds.to_pandas()
-    assert list(frame.columns) == list(SensorEvent.__struct_fields__)
-    assert frame["car_id"].tolist() == batch.car_id
+    assert list(frame.columns) == list(CAR.field_names)
+    assert frame["car_id"].tolist() == batch.key
     labels = frame["failure"].astype(object)
-    assert labels.where(labels.notna(), None).tolist() == batch.failure  # pandas: None -> NaN
+    assert labels.where(labels.notna(), None).tolist() == batch.label  # pandas: None -> NaN
     assert np.array_equal(frame[list(FEATURES)].to_numpy(np.float32), x)
     assert frame["ts"].tolist() == batch.numeric["ts"].tolist()
 
@@ -217,7 +229,7 @@ def test_offset_windows_and_last(
     assert dict(ds.window.partitions) == {1: (10, 13), 2: (195, PER_PARTITION)}
     part1 = [e for q, _, e in rows if q == 1][10:13]
     part2 = [e for q, _, e in rows if q == 2][195:]
-    assert as_events(ds) == part1 + part2
+    assert as_events(ds) == [EVENTS.to_dict(e) for e in part1 + part2]
 
     last = KafkaDataset(kafka, topic, "2h")
     assert last.window.num_records == PARTITIONS * PER_PARTITION
@@ -234,7 +246,7 @@ def test_bad_record_names_topic_partition_offset(
     topic = new_topic(partitions=2, **{"retention.ms": "-1"})
     events = make_events(10)
     rows: list[tuple[int, int, SensorEvent | bytes]] = [(0, BASE_MS, e) for e in events]
-    raw_json = encode_event(events[0])  # a sensor-raw record where sensor-clean belongs
+    raw_json = EVENTS.encode(events[0])  # a raw record where a clean one belongs
     rows.insert(6, (0, BASE_MS, raw_json))
     produce_clean(kafka, topic, rows)
     with pytest.raises(BadRecordError, match=rf"{topic}\[0\]@6: .*version byte 123") as info:
@@ -295,9 +307,10 @@ def earliest_local_offset(settings: KafkaSettings, topic: str) -> int:
 
 @pytest.mark.slow
 def test_window_reaching_into_the_remote_tier_reads_the_same(
-    kafka: KafkaSettings, new_topic: Callable[..., str]
+    tiered_kafka: KafkaSettings, new_tiered_topic: Callable[..., str]
 ) -> None:
-    topic = new_topic(
+    kafka = tiered_kafka  # each remote tier in turn
+    topic = new_tiered_topic(
         partitions=1,
         **{
             "remote.storage.enable": "true",
@@ -324,4 +337,35 @@ def test_window_reaching_into_the_remote_tier_reads_the_same(
     assert after.window.partitions == before.window.partitions
     again = after.to_numpy()
     assert again.numeric.tobytes() == first.numeric.tobytes()
-    assert again.car_id == first.car_id and again.failure == first.failure
+    assert again.key == first.key and again.label == first.label
+
+
+def test_a_pipelines_own_schema_decodes_its_topic(
+    kafka: KafkaSettings, new_topic: Callable[..., str]
+) -> None:
+    pumps = example_schema("pumps")
+    codec, events = CleanCodec(pumps), EventCodec(pumps)
+    topic = new_topic(partitions=2, **{"retention.ms": "-1"})
+    rows = [
+        (
+            i % 2,
+            BASE_MS + i,
+            events.from_dict(
+                example_values(pumps, pump_id=f"p-{i % 3}", timestamp=BASE_MS + i, flow_rate=i)
+            ),
+        )
+        for i in range(40)
+    ]
+    produce_clean(kafka, topic, rows, codec)
+    pipeline = Pipeline.new("pumps-test", pumps)
+    ds = KafkaDataset(kafka, topic, pipeline=pipeline)
+    assert ds.feature_names == pumps.feature_names
+    frame = ds.to_pandas()
+    assert list(frame.columns) == list(pumps.field_names)
+    assert frame["flow_rate"].tolist() == [float(i) for p in (0, 1) for i in range(p, 40, 2)]
+    assert frame["timestamp"].tolist() == [BASE_MS + i for p in (0, 1) for i in range(p, 40, 2)]
+    assert ds.features().shape == (40, len(pumps.feature_names))
+    # The car fleet's reader refuses them, naming both fingerprints.
+    with pytest.raises(BadRecordError, match=pumps.fingerprint_hex) as info:
+        KafkaDataset(kafka, topic, pipeline=Pipeline.new("cars-test", CAR)).to_numpy()
+    assert CAR.fingerprint_hex in str(info.value)

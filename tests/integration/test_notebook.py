@@ -11,6 +11,7 @@ import pytest
 from nbclient import NotebookClient
 
 from lakeless.config import KafkaSettings, Settings, TopicSettings
+from lakeless.examples import car_fleet
 from lakeless.fleet import Fleet
 from lakeless.kafka import TopicSpec, create_topics
 from lakeless.registry import Registry
@@ -73,3 +74,4 @@ def test_notebook_trains_and_registers(
     assert summary.lineage["topic"] == clean
     assert summary.lineage["num_records"] == cars * seconds
     assert summary.metrics["per_mode"]
+    assert summary.pipeline == "car-fleet" and summary.features == car_fleet().feature_names

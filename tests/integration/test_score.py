@@ -1,4 +1,5 @@
-"""The score stage against a real broker: anomalies, hot swap, kill -9, refused models."""
+"""The score stage against a real broker: anomalies, hot swap, kill -9, refused models, outputs
+of year-old readings that retention keeps."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -21,22 +23,22 @@ import pytest
 from confluent_kafka import Message
 
 from lakeless.config import KafkaSettings, Settings, TopicSettings
+from lakeless.examples import car_fleet
 from lakeless.fleet import fleet_events
 from lakeless.kafka import make_producer
 from lakeless.lifecycle import RunLimits
 from lakeless.model import OnnxScorer
 from lakeless.registry import ModelRecord, Registry, RegistrySettings, StageChange, build_record
 from lakeless.registry._log import append, make_registry_producer
-from lakeless.schema import FEATURES, SensorEvent, encode_clean
-from lakeless.score import (
-    ScoreSettings,
-    ScoreStage,
-    decode_anomaly,
-    decode_score,
-    run_processes,
-)
+from lakeless.schema import CleanCodec
+from lakeless.schema.outputs import OutputCodec
+from lakeless.score import ScoreError, ScoreSettings, ScoreStage, run_processes
 from lakeless.testing.kafka import committed_offsets, read_topic
-from lakeless.testing.models import make_test_onnx
+from lakeless.testing.models import FEATURES, make_test_onnx
+
+SensorEvent = Any  # an event of the car schema's generated type
+CODEC = CleanCodec(car_fleet())
+OUTPUTS = OutputCodec(car_fleet())
 
 MODELS_TOPIC_CONFIG = {"max.message.bytes": str(64 * 1024 * 1024)}
 MODEL = "car-ae"
@@ -88,7 +90,7 @@ def produce_events(kafka: KafkaSettings, topic: str, items: Sequence[SensorEvent
         while True:
             try:
                 producer.produce(
-                    topic, encode_clean(event), event.car_id.encode(), timestamp=event.ts
+                    topic, CODEC.encode(event), event.car_id.encode(), timestamp=event.ts
                 )
                 break
             except BufferError:
@@ -96,14 +98,18 @@ def produce_events(kafka: KafkaSettings, topic: str, items: Sequence[SensorEvent
     assert producer.flush(30) == 0
 
 
-def stage(settings: Settings, **options: object) -> ScoreStage:
+def score_settings(settings: Settings, **options: object) -> Settings:
     config = ScoreSettings(  # type: ignore[arg-type]
         group_id=f"score-{uuid.uuid4().hex[:8]}",
         model=MODEL,
         log_interval=0,
         **options,
     )
-    return ScoreStage(settings, config)
+    return settings.model_copy(update={"score": config})
+
+
+def stage(settings: Settings, **options: object) -> ScoreStage:
+    return ScoreStage(score_settings(settings, **options))
 
 
 def run_in_thread(scorer: ScoreStage, limits: RunLimits) -> threading.Thread:
@@ -119,14 +125,24 @@ def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
         time.sleep(0.1)
 
 
+def decode_score(value: bytes | None) -> Any:
+    assert value is not None
+    return OUTPUTS.decode_score(value)
+
+
+def decode_anomaly(value: bytes | None) -> Any:
+    assert value is not None
+    return OUTPUTS.decode_anomaly(value)
+
+
 def scores_by_key(messages: list[Message]) -> Counter[tuple[str, int]]:
-    return Counter((s.car_id, s.seq) for s in (decode_score(m.value()) for m in messages))
+    return Counter((s.key, s.sequence) for s in (decode_score(m.value()) for m in messages))
 
 
 def test_failures_become_anomalies(settings: Settings, registry: Registry) -> None:
     items = events(3000, seed=7, failure_rate=30)
     onnx, threshold = healthy_model(fit=items)
-    registry.register(MODEL, onnx, threshold=threshold, stage="live")
+    registry.register(MODEL, onnx, threshold=threshold, features=FEATURES, stage="live")
     labelled = sum(1 for e in items if e.failure)
     assert labelled > 100
     produce_events(settings.kafka, settings.topics.clean, items)
@@ -144,7 +160,7 @@ def test_failures_become_anomalies(settings: Settings, registry: Registry) -> No
         for m in read_topic(settings.kafka, settings.topics.anomalies, expected=len(expected))
     ]
     assert stats.anomalies == len(anomalies) == len(expected) > 0
-    assert {(a.car_id, a.seq) for a in anomalies} == expected
+    assert {(a.key, a.sequence) for a in anomalies} == expected
     for anomaly in anomalies:
         assert (anomaly.model, anomaly.model_version) == (MODEL, 1)
         assert anomaly.score > anomaly.threshold == pytest.approx(threshold)
@@ -152,7 +168,11 @@ def test_failures_become_anomalies(settings: Settings, registry: Registry) -> No
         errors = [t.error for t in anomaly.top_features]
         assert errors == sorted(errors, reverse=True)
         # The threshold is above every healthy score: only injected failures are flagged.
-        assert anomaly.failure is not None
+        assert anomaly.label is not None
+    raw = msgspec.json.decode(
+        read_topic(settings.kafka, settings.topics.anomalies, expected=len(expected))[0].value()
+    )
+    assert {"car_id", "ts", "seq", "failure", "source"} <= set(raw)  # the schema's names
     assert scores_by_key(
         read_topic(settings.kafka, settings.topics.scores, expected=len(items))
     ) == (Counter((e.car_id, e.seq) for e in items))
@@ -160,7 +180,7 @@ def test_failures_become_anomalies(settings: Settings, registry: Registry) -> No
 
 def test_hot_swap_exactly_once_no_gap_no_duplicate(settings: Settings, registry: Registry) -> None:
     onnx, threshold = healthy_model()
-    registry.register(MODEL, onnx, threshold=threshold, stage="live")
+    registry.register(MODEL, onnx, threshold=threshold, features=FEATURES, stage="live")
     items = events(4000, seed=3, failure_rate=10)
     first, second = items[:2000], items[2000:]
     produce_events(settings.kafka, settings.topics.clean, first)
@@ -169,7 +189,7 @@ def test_hot_swap_exactly_once_no_gap_no_duplicate(settings: Settings, registry:
     thread = run_in_thread(scorer, RunLimits(timeout=120))
     wait_for(lambda: scorer.stats.events == len(first))
     onnx2, threshold2 = healthy_model(bias=0.5)
-    registry.register(MODEL, onnx2, threshold=threshold2)
+    registry.register(MODEL, onnx2, threshold=threshold2, features=FEATURES)
     registry.promote(MODEL, 2)
     wait_for(lambda: scorer.live is not None and scorer.live.version == 2)
     produce_events(settings.kafka, settings.topics.clean, second)
@@ -181,7 +201,8 @@ def test_hot_swap_exactly_once_no_gap_no_duplicate(settings: Settings, registry:
     messages = read_topic(settings.kafka, settings.topics.scores, expected=len(items))
     assert scores_by_key(messages) == Counter((e.car_id, e.seq) for e in items)
     version = {
-        (s.car_id, s.seq): s.model_version for s in map(decode_score, [m.value() for m in messages])
+        (s.key, s.sequence): s.model_version
+        for s in map(decode_score, [m.value() for m in messages])
     }
     assert {version[(e.car_id, e.seq)] for e in first} == {1}
     assert {version[(e.car_id, e.seq)] for e in second} == {2}
@@ -197,7 +218,7 @@ def test_corrupt_model_is_refused_and_old_model_keeps_scoring(
     settings: Settings, registry: Registry, caplog: pytest.LogCaptureFixture
 ) -> None:
     onnx, threshold = healthy_model()
-    registry.register(MODEL, onnx, threshold=threshold, stage="live")
+    registry.register(MODEL, onnx, threshold=threshold, features=FEATURES, stage="live")
     items = events(2000, seed=5)
     produce_events(settings.kafka, settings.topics.clean, items[:1000])
 
@@ -206,7 +227,7 @@ def test_corrupt_model_is_refused_and_old_model_keeps_scoring(
     thread = run_in_thread(scorer, RunLimits(timeout=120))
     wait_for(lambda: scorer.stats.events == 1000)
     # A version 2 whose checksum does not match its bytes, promoted behind the registry's back.
-    good = build_record(MODEL, 2, make_test_onnx(bias=1.0), threshold=threshold)
+    good = build_record(MODEL, 2, make_test_onnx(bias=1.0), threshold=threshold, features=FEATURES)
     bad = msgspec.structs.replace(good, sha256="0" * 64)
     producer = make_registry_producer(settings.kafka)
     append(producer, settings.topics.models, bad)
@@ -223,15 +244,29 @@ def test_corrupt_model_is_refused_and_old_model_keeps_scoring(
     assert scores_by_key(messages) == Counter((e.car_id, e.seq) for e in items)
 
 
-def test_waits_for_a_first_model(settings: Settings, registry: Registry) -> None:
+def test_waits_for_a_first_live_model(
+    settings: Settings, registry: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
     items = events(500, seed=2)
     produce_events(settings.kafka, settings.topics.clean, items)
+    # A model that is not registered at all is a mistake to say at once...
+    with pytest.raises(ScoreError, match="model 'car-ae' is not registered"):
+        stage(settings).run(RunLimits(timeout=30))
+    # ...one registered but not live yet is waited for.
+    onnx, threshold = healthy_model()
+    record: ModelRecord = registry.register(MODEL, onnx, threshold=threshold, features=FEATURES)
     scorer = stage(settings, all_scores=True)
     thread = run_in_thread(scorer, RunLimits(timeout=120))
-    time.sleep(3)
+    # Assigned its partitions and holding them (paused) until a model is live.
+    wait_for(lambda: f"assigned {settings.topics.clean}" in caplog.text)
+    wait_for(lambda: "score: waiting for a live version of model car-ae" in caplog.text)
     assert scorer.stats.events == 0 and thread.is_alive()
-    onnx, threshold = healthy_model()
-    record: ModelRecord = registry.register(MODEL, onnx, threshold=threshold, stage="live")
+    group = scorer.group_id
+    assert all(
+        o < 0 for o in committed_offsets(settings.kafka, group, settings.topics.clean).values()
+    )
+    registry.promote(MODEL, record.version)
     wait_for(lambda: scorer.stats.events == len(items))
     scorer.request_stop()
     thread.join(30)
@@ -240,13 +275,15 @@ def test_waits_for_a_first_model(settings: Settings, registry: Registry) -> None
 
 def test_two_processes_share_the_group(settings: Settings, registry: Registry) -> None:
     onnx, threshold = healthy_model()
-    registry.register(MODEL, onnx, threshold=threshold, stage="live")
+    registry.register(MODEL, onnx, threshold=threshold, features=FEATURES, stage="live")
     items = events(3000, seed=4)
     produce_events(settings.kafka, settings.topics.clean, items)
-    config = ScoreSettings(
-        group_id=f"score-{uuid.uuid4().hex[:8]}", model=MODEL, all_scores=True, log_interval=0
+    stats = run_processes(
+        score_settings(settings, all_scores=True),
+        None,
+        RunLimits(until_idle=4, timeout=120),
+        processes=2,
     )
-    stats = run_processes(settings, config, RunLimits(until_idle=4, timeout=120), processes=2)
     assert stats.events == len(items)
     messages = read_topic(settings.kafka, settings.topics.scores, expected=len(items))
     assert scores_by_key(messages) == Counter((e.car_id, e.seq) for e in items)
@@ -270,7 +307,7 @@ def test_kill_9_and_restart(
     settings: Settings, registry: Registry, guarantee: str, tmp_path: Path
 ) -> None:
     onnx, threshold = healthy_model()
-    registry.register(MODEL, onnx, threshold=threshold, stage="live")
+    registry.register(MODEL, onnx, threshold=threshold, features=FEATURES, stage="live")
     items = events(12_000, seed=8, failure_rate=10)
     group = f"score-{uuid.uuid4().hex[:8]}"
     command = [
@@ -344,7 +381,7 @@ def test_sigterm_finishes_commits_and_exits_0(
     settings: Settings, registry: Registry, tmp_path: Path
 ) -> None:
     onnx, threshold = healthy_model()
-    registry.register(MODEL, onnx, threshold=threshold, stage="live")
+    registry.register(MODEL, onnx, threshold=threshold, features=FEATURES, stage="live")
     items = events(2000, seed=9)
     produce_events(settings.kafka, settings.topics.clean, items)
     group = f"score-{uuid.uuid4().hex[:8]}"
@@ -372,4 +409,5 @@ def test_sigterm_finishes_commits_and_exits_0(
             process.kill()
     assert process.returncode == 0, stderr[-3000:]
     report = json.loads(stats_path.read_text())
-    assert report["events"] == len(items) and "SIGTERM" in report["stopped_by"]
+    assert report["in"] == len(items) and "SIGTERM" in report["stopped_by"]
+    assert report["by_model"] == {f"{MODEL}:1": len(items)}

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 import msgspec
@@ -21,17 +22,26 @@ import pytest
 from fastapi.testclient import TestClient
 
 from lakeless.config import KafkaSettings, Settings, TopicSettings
+from lakeless.examples import car_fleet
 from lakeless.fleet import fleet_events
 from lakeless.lifecycle import RunLimits
 from lakeless.model import OnnxScorer
 from lakeless.registry import Registry, RegistrySettings, StageChange, build_record
 from lakeless.registry._log import append, make_registry_producer
-from lakeless.schema import FEATURES, SensorEvent
-from lakeless.score import ScoreSettings, ScoreStage, decode_score
+from lakeless.schema.outputs import OutputCodec
+from lakeless.score import ScoreSettings, ScoreStage
 from lakeless.serve import HttpScorerFactory, ServeSettings, create_app
 from lakeless.stack import free_port
 from lakeless.testing.kafka import produce_clean, read_topic
-from lakeless.testing.models import make_test_onnx
+from lakeless.testing.models import FEATURES, make_test_onnx
+
+SensorEvent = Any  # an event of the car schema's generated type
+
+
+def decode_score(value: bytes | None) -> Any:
+    assert value is not None
+    return OutputCodec(car_fleet()).decode_score(value)
+
 
 MODELS_TOPIC_CONFIG = {"max.message.bytes": str(64 * 1024 * 1024)}
 MODEL = "car-ae"
@@ -113,21 +123,21 @@ def test_follows_the_registry_and_refuses_a_corrupt_model(
     settings: Settings, registry: Registry, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    app = create_app(settings, ServeSettings(model=MODEL, poll_interval=0.1))
+    app = create_app(settings, None, ServeSettings(model=MODEL, poll_interval=0.1))
     features = {"features": matrix(events(20)).tolist()}
     with TestClient(app) as client:
         assert client.get("/health").json()["ready"] is False
         assert client.post("/score/batch", json=features).status_code == 503
 
         onnx1, threshold1 = healthy_model()
-        registry.register(MODEL, onnx1, threshold=threshold1, stage="live")
+        registry.register(MODEL, onnx1, threshold=threshold1, features=FEATURES, stage="live")
         wait_for(lambda: client.get("/model").status_code == 200)
         assert client.get("/model").json()["version"] == 1
         first = client.post("/score/batch", json=features).json()
         assert (first["version"], first["threshold"]) == (1, pytest.approx(threshold1))
 
         onnx2, threshold2 = healthy_model(bias=0.5)
-        registry.register(MODEL, onnx2, threshold=threshold2)
+        registry.register(MODEL, onnx2, threshold=threshold2, features=FEATURES)
         registry.promote(MODEL, 2)
         wait_for(lambda: client.get("/model").json()["version"] == 2)
         second = client.post("/score/batch", json=features).json()
@@ -135,7 +145,9 @@ def test_follows_the_registry_and_refuses_a_corrupt_model(
         np.testing.assert_allclose(np.subtract(second["scores"], first["scores"]), 0.5, rtol=1e-5)
 
         # v3's checksum does not match its bytes; promoted behind the registry's back.
-        good = build_record(MODEL, 3, make_test_onnx(bias=1.0), threshold=threshold2)
+        good = build_record(
+            MODEL, 3, make_test_onnx(bias=1.0), threshold=threshold2, features=FEATURES
+        )
         producer = make_registry_producer(settings.kafka)
         append(producer, settings.topics.models, msgspec.structs.replace(good, sha256="0" * 64))
         append(
@@ -165,10 +177,12 @@ def test_score_via_the_server_matches_embedded_and_names_the_servers_version(
     onnx1, threshold1 = healthy_model()
     onnx2, threshold2 = healthy_model(bias=0.25)
     with Registry(settings, RegistrySettings(timeout=20)) as stage_registry:
-        stage_registry.register(MODEL, onnx1, threshold=threshold1, stage="live")
+        stage_registry.register(MODEL, onnx1, threshold=threshold1, features=FEATURES, stage="live")
     with Registry(server_settings, RegistrySettings(timeout=20)) as server_registry:
-        server_registry.register(MODEL, onnx1, threshold=threshold1, stage="live")
-        server_registry.register(MODEL, onnx2, threshold=threshold2)
+        server_registry.register(
+            MODEL, onnx1, threshold=threshold1, features=FEATURES, stage="live"
+        )
+        server_registry.register(MODEL, onnx2, threshold=threshold2, features=FEATURES)
         server_registry.promote(MODEL, 2)
     items = events(3000, seed=7, failure_rate=30)
     produce_clean(settings.kafka, settings.topics.clean, [(None, e.ts, e) for e in items])
@@ -186,9 +200,9 @@ def test_score_via_the_server_matches_embedded_and_names_the_servers_version(
             log_interval=0,
         )
         factory = HttpScorerFactory(url)
-        stats = ScoreStage(settings, config, scorer_factory=factory).run(
-            RunLimits(until_idle=3, timeout=120)
-        )
+        stats = ScoreStage(
+            settings.model_copy(update={"score": config}), scorer_factory=factory
+        ).run(RunLimits(until_idle=3, timeout=120))
         factory.close()
         _, stderr = server.communicate(timeout=60)  # stops by itself once idle
     finally:
@@ -196,11 +210,11 @@ def test_score_via_the_server_matches_embedded_and_names_the_servers_version(
             server.kill()
     assert server.returncode == 0, stderr[-3000:]
     report = json.loads(stats_path.read_text())
-    assert "idle" in report["stopped_by"] and report["events"] == len(items)
+    assert "idle" in report["stopped_by"] and report["in"] == len(items)
 
     assert stats.events == len(items) and stats.by_model == {f"{MODEL}:2": len(items)}
     scores = {
-        (s.car_id, s.seq): s
+        (s.key, s.sequence): s
         for s in (
             decode_score(m.value())
             for m in read_topic(settings.kafka, settings.topics.scores, expected=len(items))
@@ -220,7 +234,7 @@ def test_sigterm_stops_the_server_with_status_0(
     settings: Settings, registry: Registry, tmp_path: Path
 ) -> None:
     onnx, threshold = healthy_model()
-    registry.register(MODEL, onnx, threshold=threshold, stage="live")
+    registry.register(MODEL, onnx, threshold=threshold, features=FEATURES, stage="live")
     stats_path = tmp_path / "serve.json"
     server, url = start_server(settings, "--stats-json", str(stats_path))
     try:

@@ -95,9 +95,10 @@ def earliest_local_offset(settings: KafkaSettings, topic: str) -> int:
 
 @pytest.mark.slow
 def test_tiered_storage_serves_segments_deleted_locally(
-    kafka: KafkaSettings, new_topic: Callable[..., str]
+    tiered_kafka: KafkaSettings, new_tiered_topic: Callable[..., str]
 ) -> None:
-    topic = new_topic(
+    kafka = tiered_kafka  # each remote tier in turn
+    topic = new_tiered_topic(
         partitions=1,
         **{
             "remote.storage.enable": "true",

@@ -22,12 +22,13 @@ import pytest
 
 from lakeless.config import KafkaSettings, Settings, TopicSettings
 from lakeless.dataset import KafkaDataset, ResolvedWindow, Window
+from lakeless.examples import car_fleet
 from lakeless.fleet import Fleet
 from lakeless.kafka import TopicSpec, create_topics
 from lakeless.model import OnnxScorer, evaluate
 from lakeless.registry import Registry, model_bytes
 from lakeless.testing.kafka import produce_clean
-from lakeless.train import TrainResult, TrainSettings, train
+from lakeless.train import TrainError, TrainResult, TrainSettings, train
 
 PARTITIONS = 6
 CARS = 200
@@ -119,11 +120,14 @@ def settings(
     )
 
 
+def with_train(settings: Settings, **options: object) -> Settings:
+    return settings.model_copy(update={"train": TrainSettings(**options)})  # type: ignore[arg-type]
+
+
 @pytest.fixture(scope="module")
 def trained(settings: Settings) -> TrainResult:
     window = Window.between(BASE_MS, BASE_MS + TRAIN_S * 1000)
-    config = TrainSettings(name="car-ae-test", window=window, **HYPERPARAMETERS)  # type: ignore[arg-type]
-    return train(settings, config)
+    return train(with_train(settings, name="car-ae-test", **HYPERPARAMETERS), window=window)
 
 
 def test_lineage_is_the_resolved_time_window(
@@ -153,6 +157,11 @@ def test_lineage_is_the_resolved_time_window(
     assert record.report is not None and Path(record.report["files"]["png"]).is_file()
     assert trained.report["json"].parent.name == f"car-ae-test-v{trained.version}"
     assert trained.onnx_check.decisions_differ == 0
+    assert record.features == car_fleet().feature_names
+    assert (record.pipeline, record.schema_fingerprint) == (
+        "car-fleet",
+        car_fleet().fingerprint_hex,
+    )
 
 
 def test_registered_onnx_model_detects_every_failure_mode_on_a_later_window(
@@ -166,7 +175,7 @@ def test_registered_onnx_model_detects_every_failure_mode_on_a_later_window(
     assert len(later) == CARS * LATER_S
     scorer = OnnxScorer(model_bytes(record), n_features=len(record.features))
     scores, _ = scorer.score(later.features(np.float32))
-    ev = evaluate(scores, record.threshold, later.failure, later.car_id, later.numeric["ts"])
+    ev = evaluate(scores, record.threshold, later.label, later.key, later.time)
     numbers = {
         "rows": ev.events,
         "healthy": ev.healthy,
@@ -207,20 +216,32 @@ def test_replaying_the_lineage_gives_identical_inputs_and_lineage(
     assert replayed.tobytes() == produced.tobytes()
 
     again = train(
-        settings,
-        TrainSettings(
+        with_train(
+            settings,
             name="car-ae-test",
             same_window_as=f"car-ae-test:{trained.version}",
             units=(8, 4, 8),
             epochs=1,
             batch_size=1024,
-        ),
+        )
     )
     assert again.version == trained.version + 1
     assert again.record.lineage["partitions"] == lineage["partitions"]
     assert again.record.lineage == lineage  # same offsets, times, resolved-at and spec
     assert again.record.params["units"] == [8, 4, 8]
     assert again.record.description == f"replay of car-ae-test:{trained.version}"
+
+
+def test_too_few_healthy_rows_register_nothing(settings: Settings) -> None:
+    with Registry(settings) as registry:
+        before = registry.list("car-ae-test")
+    small = Window.offsets({0: (0, 100), 1: (0, 100)})
+    with pytest.raises(TrainError, match=r"only [0-9,]+ healthy rows .* at least 1,000 are needed"):
+        train(with_train(settings, name="car-ae-test", epochs=1), window=small)
+    with pytest.raises(TrainError, match="nothing to train on"):
+        train(with_train(settings, name="car-ae-test"), window=Window.offsets({0: (5, 5)}))
+    with Registry(settings) as registry:
+        assert registry.list("car-ae-test") == before
 
 
 @pytest.fixture(scope="module")
@@ -274,4 +295,4 @@ def test_cli_end_to_end(kafka: KafkaSettings, small_topic: FleetTopic, tmp_path:
     bad = subprocess.run(
         [*command, "--offsets", "0:0-10"], env=env, capture_output=True, text=True, check=False
     )
-    assert bad.returncode != 0 and "choose one window option" in bad.stderr
+    assert bad.returncode != 0 and "choose one window option" in " ".join(bad.stderr.split())

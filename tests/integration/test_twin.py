@@ -3,6 +3,10 @@
 The PostgreSQL server is the one in ``LAKELESS_TEST_POSTGRES_URL``, or a fresh cluster
 (``initdb`` + ``pg_ctl`` in a temporary folder, on a free port; as the ``postgres`` user when the
 tests run as root, since PostgreSQL refuses to run as root). Without either, those tests skip.
+
+Every stage test runs for the car fleet and for the pumps example (no sequence field), and
+checks the twin the stage leaves against the one the same events give applied directly, in
+order, to an in-memory SQLite store.
 """
 
 from __future__ import annotations
@@ -10,10 +14,12 @@ from __future__ import annotations
 import glob
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,18 +30,21 @@ import httpx
 import pytest
 
 from lakeless.config import KafkaSettings, Settings, TopicSettings
-from lakeless.fleet import fleet_events
+from lakeless.examples import car_fleet, example_schema
 from lakeless.lifecycle import RunLimits
-from lakeless.schema import SensorEvent, decode_clean_batch, encode_clean
-from lakeless.score import Anomaly, TopFeature, encode_output
+from lakeless.pipeline import Pipeline, PipelineTopics, SchemaRegistry
+from lakeless.schema import CleanCodec, Decoder, PipelineSchema, empty_batch
+from lakeless.schema.outputs import AnomalyRecord, OutputCodec
 from lakeless.stack import free_port
 from lakeless.testing.kafka import committed_offsets, end_offsets, produce_records
-from lakeless.twin import ApiServer, TwinSettings, TwinStage, TwinStore
+from lakeless.testing.readings import perfect_anomalies, readings
+from lakeless.twin import TwinStage, TwinStats, TwinStore, open_store
 
-T0 = 1_700_000_000_000
-CARS = 6
-SECONDS = 60
+SCHEMAS = {"car-fleet": car_fleet(), "pumps": example_schema("pumps")}
+ENTITIES = 6
+STEPS = 60
 PARTITIONS = 3
+KEEP_READINGS = 40  # fewer than STEPS: the stage prunes while it applies
 
 
 # ---- a throwaway PostgreSQL --------------------------------------------------------------------
@@ -86,45 +95,8 @@ def postgres_url() -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-# ---- data --------------------------------------------------------------------------------------
-
-
-def fleet() -> tuple[list[SensorEvent], list[Anomaly]]:
-    """A fleet with failures, and an anomaly for every labelled event (two model versions)."""
-    evs = list(fleet_events(cars=CARS, seed=11, duration=SECONDS, failure_rate=60.0, start=T0))
-    anomalies = [
-        Anomaly(
-            car_id=e.car_id,
-            ts=e.ts,
-            seq=e.seq,
-            score=4.0 + e.seq / 100,
-            threshold=1.5,
-            model="car-ae",
-            model_version=1 + (e.seq >= SECONDS // 2),  # hot swap half-way
-            top_features=[TopFeature("coolant_temp", e.coolant_temp, 2.0)],
-            failure=e.failure,
-            source=f"sensor-clean[0]@{e.seq}",
-        )
-        for e in evs
-        if e.failure is not None
-    ]
-    assert anomalies and len({a.car_id for a in anomalies}) >= 2
-    return evs, anomalies
-
-
-@pytest.fixture
-def topics(new_topic: Callable[..., str]) -> TopicSettings:
-    return TopicSettings(
-        clean=new_topic(partitions=PARTITIONS), anomalies=new_topic(partitions=PARTITIONS)
-    )
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'twin.sqlite'}"
-    base: str = request.getfixturevalue("postgres_url")
-    # A database of its own per test, so tests never see each other's cars.
+def new_database(base: str) -> str:
+    """A database of its own on the server of ``base``, so tests never see each other's tables."""
     import psycopg
 
     name = f"twin_{uuid.uuid4().hex[:10]}"
@@ -133,124 +105,273 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return base.rsplit("/", 1)[0] + f"/{name}"
 
 
-def produce(kafka: KafkaSettings, topics: TopicSettings) -> tuple[int, int]:
-    """Produce the fleet (a fifth of the readings twice, as an at-least-once upstream may)."""
-    evs, anomalies = fleet()
-    clean = [(e.car_id.encode(), encode_clean(e)) for e in evs]
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'twin.sqlite'}"
+    return new_database(request.getfixturevalue("postgres_url"))
+
+
+# ---- data --------------------------------------------------------------------------------------
+
+
+def data(schema: PipelineSchema, seed: int = 11) -> tuple[list[Any], list[AnomalyRecord]]:
+    """Readings with faults, and an anomaly for every labelled one (two model versions)."""
+    events = readings(schema, entities=ENTITIES, seconds=STEPS, seed=seed, fault_length=12)
+    anomalies = perfect_anomalies(schema, events, model="ae")
+    half = len(anomalies) // 2
+    anomalies = [
+        a if i < half else OutputCodec(schema).anomaly(**{**_fields(a), "model_version": 2})
+        for i, a in enumerate(anomalies)  # a hot swap half-way
+    ]
+    assert anomalies and len({a.key for a in anomalies}) >= 2
+    return events, anomalies
+
+
+def _fields(anomaly: AnomalyRecord) -> dict[str, Any]:
+    return {
+        "key": anomaly.key,
+        "time": anomaly.time,
+        "sequence": anomaly.sequence,
+        "score": anomaly.score,
+        "threshold": anomaly.threshold,
+        "model": anomaly.model,
+        "model_version": anomaly.model_version,
+        "top_features": anomaly.top_features,
+        "label": anomaly.label,
+        "source": anomaly.source,
+    }
+
+
+def make_pipeline(name: str, new_topic: Callable[..., str]) -> Pipeline:
+    """The example ``name`` with topics of its own."""
+    schema = SCHEMAS[name]
+    topics = PipelineTopics(
+        raw="unused",
+        clean=new_topic(partitions=PARTITIONS),
+        dlq="unused",
+        anomalies=new_topic(partitions=PARTITIONS),
+        scores="unused",
+    )
+    if name == "car-fleet":
+        builtin = Pipeline.builtin(Settings())
+        return Pipeline.new(name, schema, topics=topics, model=builtin.model)
+    return Pipeline.new(f"{name}-{uuid.uuid4().hex[:6]}", schema, topics=topics)
+
+
+def produce(kafka: KafkaSettings, pipeline: Pipeline, seed: int = 11) -> tuple[int, int]:
+    """Produce the data (a fifth of the readings twice, as an at-least-once upstream may)."""
+    schema = pipeline.schema
+    events, anomalies = data(schema, seed)
+    codec, outputs = CleanCodec(schema), OutputCodec(schema)
+    clean = [(getattr(e, schema.key).encode(), codec.encode(e)) for e in events]
     clean += clean[::5]
-    produce_records(kafka, topics.clean, clean)
+    produce_records(kafka, pipeline.topics.clean, clean)
     produce_records(
-        kafka, topics.anomalies, [(a.car_id.encode(), encode_output(a)) for a in anomalies]
+        kafka,
+        pipeline.topics.anomalies,
+        [(a.key.encode(), outputs.encode(a)) for a in anomalies],
     )
     return len(clean), len(anomalies)
 
 
-def run_stage(kafka: KafkaSettings, topics: TopicSettings, url: str, group: str) -> Any:
-    settings = Settings(kafka=kafka, topics=topics)
-    stage = TwinStage(settings, TwinSettings(url=url, group_id=group, batch_size=200))
-    return stage.run(RunLimits(until_idle=2.0, timeout=90))
+def twin_settings(kafka: KafkaSettings, url: str, group: str) -> Settings:
+    return Settings(
+        kafka=kafka,
+        twin={"url": url, "group_id": group, "batch_size": 200, "keep_readings": KEEP_READINGS},
+    )
 
 
-def reference() -> dict[str, Any]:
-    """The state the same events give when applied directly, in order, without Kafka."""
-    evs, anomalies = fleet()
-    with TwinStore.open("sqlite:///:memory:") as store:
-        store.apply(decode_clean_batch([encode_clean(e) for e in evs]), anomalies)
+def run_stage(kafka: KafkaSettings, pipeline: Pipeline, url: str, group: str) -> TwinStats:
+    stage = TwinStage(twin_settings(kafka, url, group), pipeline)
+    return stage.run(RunLimits(until_idle=2.0, timeout=120))
+
+
+def reference(pipeline: Pipeline, seed: int = 11) -> dict[str, Any]:
+    """The twin the same events give applied directly, in order, without Kafka (SQLite)."""
+    schema = pipeline.schema
+    events, anomalies = data(schema, seed)
+    codec = CleanCodec(schema)
+    with open_store(
+        "sqlite:///:memory:", schema, pipeline.name, keep_readings=KEEP_READINGS
+    ) as store:
+        store.apply(Decoder(schema).decode([codec.encode(e) for e in events]), anomalies)
         return store.snapshot()
+
+
+def opened(url: str, pipeline: Pipeline, **options: Any) -> TwinStore:
+    return open_store(url, pipeline.schema, pipeline.name, **options)
 
 
 # ---- tests -------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("example", sorted(SCHEMAS))
 def test_replaying_the_same_events_twice_leaves_the_same_state(
-    kafka: KafkaSettings, topics: TopicSettings, db_url: str
+    kafka: KafkaSettings, new_topic: Callable[..., str], db_url: str, example: str
 ) -> None:
-    readings, anomalies = produce(kafka, topics)
-    first = run_stage(kafka, topics, db_url, group=f"twin-{uuid.uuid4().hex[:8]}")
-    assert (first.readings, first.anomalies, first.invalid) == (readings, anomalies, 0)
-    assert first.new_readings == CARS * SECONDS  # the duplicates were absorbed
+    pipeline = make_pipeline(example, new_topic)
+    produced, anomalies = produce(kafka, pipeline)
+    first = run_stage(kafka, pipeline, db_url, group=f"twin-{uuid.uuid4().hex[:8]}")
+    assert (first.readings, first.anomalies, first.invalid) == (produced, anomalies, 0)
+    assert first.new_readings == ENTITIES * STEPS  # the duplicates were absorbed
     assert first.new_anomalies == anomalies
-    with TwinStore.open(db_url) as store:
+    with opened(db_url, pipeline, read_only=True) as store:
         once = store.snapshot()
-        cars = store.fleet()
-    assert len(cars) == CARS
-    assert all(c.events == SECONDS and c.last_seq == SECONDS - 1 for c in cars)
-    # Consumed over 3 partitions per topic in whatever interleaving, on either database: the
-    # state is the one the events give applied in order, directly (in SQLite).
-    assert once == reference()
+        states = store.all_entities()
+    assert len(states) == ENTITIES
+    assert all(s.events == STEPS and s.reading is not None for s in states)
+    assert len(once["readings"]) == ENTITIES * KEEP_READINGS
+    # Consumed over 3 partitions per topic in whatever interleaving and batches, on either
+    # database: the twin is the one the events give applied in order, directly, in SQLite.
+    assert once == reference(pipeline)
     # Replay: a second consumer group reads both topics from the start into the same database.
     second_group = f"twin-{uuid.uuid4().hex[:8]}"
-    second = run_stage(kafka, topics, db_url, group=second_group)
-    assert (second.readings, second.anomalies) == (readings, anomalies)
+    second = run_stage(kafka, pipeline, db_url, group=second_group)
+    assert (second.readings, second.anomalies) == (produced, anomalies)
     assert (second.new_readings, second.new_anomalies) == (0, 0)
-    with TwinStore.open(db_url) as store:
+    with opened(db_url, pipeline, read_only=True) as store:
         assert store.snapshot() == once
-
-    for topic in (topics.clean, topics.anomalies):
+    for topic in (pipeline.topics.clean, pipeline.topics.anomalies):
         committed = committed_offsets(kafka, second_group, topic)
         assert all(committed[p] == end for p, end in end_offsets(kafka, topic).items() if end)
 
 
-def test_cli_with_http_api(kafka: KafkaSettings, topics: TopicSettings, tmp_path: Path) -> None:
-    """``lakeless twin --serve-port``: the API answers while it runs; a replay changes nothing."""
-    readings, anomalies = produce(kafka, topics)
+def test_two_pipelines_share_one_database_without_seeing_each_other(
+    kafka: KafkaSettings, new_topic: Callable[..., str], db_url: str
+) -> None:
+    """The car fleet's and the pumps' stages run at once and write to one database."""
+    fleet, pumps = make_pipeline("car-fleet", new_topic), make_pipeline("pumps", new_topic)
+    produce(kafka, fleet, seed=1)
+    produce(kafka, pumps, seed=2)
+    results: dict[str, TwinStats] = {}
+    errors: list[BaseException] = []
+
+    def run(pipeline: Pipeline) -> None:
+        try:
+            results[pipeline.name] = run_stage(kafka, pipeline, db_url, f"twin-{pipeline.name}")
+        except BaseException as exc:  # reported below, not lost in the thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(p,)) for p in (fleet, pumps)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(180)
+    assert not errors, errors
+    assert results[fleet.name].new_readings == results[pumps.name].new_readings == ENTITIES * STEPS
+    for pipeline, seed in ((fleet, 1), (pumps, 2)):
+        with opened(db_url, pipeline, read_only=True) as store:
+            assert store.snapshot() == reference(pipeline, seed)
+            keys = {s.key for s in store.all_entities()}
+        assert keys == {f"{'car' if pipeline is fleet else 'pump'}-{i:03d}" for i in range(6)}
+
+
+def test_out_of_order_batches_and_pruning_on_both_databases(db_url: str) -> None:
+    """Shuffled into small batches, with pruning and replays: the in-order twin (no Kafka)."""
+    for name, schema in SCHEMAS.items():
+        pipeline = Pipeline.new(name, schema)
+        events, anomalies = data(schema)
+        records: list[tuple[bool, Any]] = [(True, e) for e in events] + [
+            (False, a) for a in anomalies
+        ]
+        random.Random(5).shuffle(records)
+        codec, decoder = CleanCodec(schema), Decoder(schema)
+        with opened(db_url, pipeline, keep_readings=KEEP_READINGS) as store:
+            for start in range(0, len(records), 13):
+                chunk = records[start : start + 13]
+                values = [codec.encode(r) for is_reading, r in chunk if is_reading]
+                store.apply(
+                    decoder.decode(values) if values else empty_batch(schema),
+                    [r for is_reading, r in chunk if not is_reading],
+                )
+            shuffled = store.snapshot()
+        # A reading that comes after the window moved past it is dropped uncounted (it cannot
+        # be told apart from a replay): only the counts of readings may be lower than in order.
+        expected = reference(pipeline)
+        assert shuffled["readings"] == expected["readings"]
+        assert shuffled["anomalies"] == expected["anomalies"]
+        counts = ("events", "readings_pruned")
+        for got, want in zip(shuffled["entities"], expected["entities"], strict=True):
+            assert {k: v for k, v in got.items() if k not in counts} == {
+                k: v for k, v in want.items() if k not in counts
+            }
+            assert got["events"] <= want["events"] == STEPS
+
+
+def test_a_read_only_store_on_postgresql_runs_no_ddl(postgres_url: str) -> None:
+    import psycopg
+
+    url = new_database(postgres_url)
+    pipeline = Pipeline.new("pumps", SCHEMAS["pumps"])
+
+    def tables() -> list[str]:
+        with psycopg.connect(url) as conn:
+            rows = conn.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE 'pumps%'")
+            return sorted(name for (name,) in rows)
+
+    with opened(url, pipeline, read_only=True) as reader:  # before the tables exist
+        assert not reader.ready() and reader.all_entities() == []
+        assert tables() == []
+        with opened(url, pipeline, keep_readings=KEEP_READINGS) as writer:
+            events, anomalies = data(pipeline.schema)
+            codec = CleanCodec(pipeline.schema)
+            writer.apply(
+                Decoder(pipeline.schema).decode([codec.encode(e) for e in events]), anomalies
+            )
+        assert tables() == ["pumps_anomalies", "pumps_entities", "pumps_meta", "pumps_readings"]
+        assert reader.ready() and len(reader.all_entities()) == ENTITIES
+        assert reader.open_anomalies() == [s for s in reader.all_entities() if s.episode_open]
+        assert reader.snapshot() == reference(pipeline)
+
+
+def test_cli_with_http_api_for_a_registered_pipeline(
+    kafka: KafkaSettings, new_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    """``lakeless twin --pipeline P --serve-port``: the API answers while it runs."""
+    pipeline = make_pipeline("pumps", new_topic)
+    schemas = new_topic(partitions=1)
+    SchemaRegistry(Settings(kafka=kafka, topics=TopicSettings(schemas=schemas))).create(pipeline)
+    produced, anomalies = produce(kafka, pipeline)
     url = f"sqlite:///{tmp_path / 'twin.sqlite'}"
-    first = run_stage(kafka, topics, url, group=f"twin-{uuid.uuid4().hex[:8]}")
-    assert first.readings == readings
-    with TwinStore.open(url) as store:
-        once = store.snapshot()
-        expected = store.car("car-00002")
-    assert expected is not None
     port = free_port()
     env = {
         **os.environ,
         "LAKELESS_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-        "LAKELESS_TOPICS__CLEAN": topics.clean,
-        "LAKELESS_TOPICS__ANOMALIES": topics.anomalies,
+        "LAKELESS_TOPICS__SCHEMAS": schemas,
         "LAKELESS_TWIN__URL": url,
+        "LAKELESS_TWIN__KEEP_READINGS": str(KEEP_READINGS),
+        "LAKELESS_PIPELINE": pipeline.name,
     }
-    command = [
-        sys.executable,
-        "-m",
-        "lakeless",
-        "twin",
-        "--group-id",
-        f"twin-{uuid.uuid4().hex[:8]}",
-    ]
-    command += ["--serve-port", str(port), "--until-idle", "3", "--timeout", "90", "--json"]
+    command = [sys.executable, "-m", "lakeless", "twin", "--group-id", f"t-{uuid.uuid4().hex}"]
+    command += ["--serve-port", str(port), "--until-idle", "3", "--timeout", "120", "--json"]
     with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True) as process:
-        car = _poll_car(f"http://127.0.0.1:{port}", "car-00002", process)
+        pump = _wait_for_entity(f"http://127.0.0.1:{port}", "pump-002", STEPS, process)
         out, _ = process.communicate(timeout=120)
     assert process.returncode == 0
     stats = json.loads(out.strip().splitlines()[-1])
-    assert (stats["readings"], stats["anomalies"]) == (readings, anomalies)
-    assert (stats["new_readings"], stats["new_anomalies"]) == (0, 0)
-    assert car["car"] == expected.to_dict()
-    assert len(car["readings"]) == SECONDS
-    with TwinStore.open(url) as store:
-        assert store.snapshot() == once
+    assert (stats["readings"], stats["anomalies"]) == (produced, anomalies)
+    assert stats["new_readings"] == ENTITIES * STEPS
+    with opened(url, pipeline, read_only=True) as store:
+        expected = store.entity("pump-002")
+        assert store.snapshot()["entities"] == reference(pipeline)["entities"]
+    assert expected is not None and pump["entity"] == expected.to_dict()
+    assert pump["entity"]["reading"]["site"] == "site-0"
+    assert pump["readings"][-1]["position"] == pump["entity"]["last_time"]  # no sequence
 
 
-def _poll_car(base: str, car_id: str, process: subprocess.Popen[str]) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
+def _wait_for_entity(
+    base: str, key: str, events: int, process: subprocess.Popen[str]
+) -> dict[str, Any]:
+    """GET /entities/{key} until the entity has ``events`` readings (the stage is done)."""
+    deadline = time.monotonic() + 90
     while time.monotonic() < deadline and process.poll() is None:
         try:
-            response = httpx.get(f"{base}/cars/{car_id}", timeout=2)
-            if response.status_code == 200:
+            response = httpx.get(f"{base}/entities/{key}", timeout=2)
+            if response.status_code == 200 and response.json()["entity"]["events"] == events:
                 assert httpx.get(f"{base}/health", timeout=2).json()["status"] == "ok"
                 return dict(response.json())
         except httpx.TransportError:
             pass
         time.sleep(0.1)
-    raise AssertionError("the twin API never answered")
-
-
-def test_api_server_on_a_thread(tmp_path: Path) -> None:
-    evs, anomalies = fleet()
-    with TwinStore.open(f"sqlite:///{tmp_path / 't.sqlite'}") as store:
-        store.apply(decode_clean_batch([encode_clean(e) for e in evs]), anomalies)
-        with ApiServer(store, port=0) as api:
-            opened = httpx.get(f"{api.url}/anomalies/open", timeout=5).json()
-            fleet_view = httpx.get(f"{api.url}/cars", timeout=5).json()
-        assert fleet_view["count"] == CARS
-        assert {c["car_id"] for c in opened["cars"]} == {c.car_id for c in store.open_anomalies()}
+    raise AssertionError(f"the twin API never showed {key} with {events} readings")

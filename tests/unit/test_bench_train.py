@@ -10,37 +10,40 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from lakeless.bench import BenchResult, _train
+from lakeless.bench import BenchResult, _train, _train_tfio
+from lakeless.bench._result import skipped
+from lakeless.bench._rows import ParquetRows, encode_clean_rows, read_parquet_features
 from lakeless.bench._train import (
     FULL_EPOCHS,
     FULL_ROWS,
-    PARQUET_NUMPY,
     QUICK_EPOCHS,
     QUICK_ROWS,
+    TrainBenchSettings,
+)
+from lakeless.bench._train_report import (
+    PARQUET_NUMPY,
+    RAW_CONSUME,
     READER_NUMPY,
     READER_TF,
     TFIO,
-    TFIO_REQUIREMENTS,
     TRAIN_KAFKA,
     TRAIN_PARQUET,
     TRAIN_PATHS,
-    TfioUnavailableError,
     TrainBenchReport,
-    TrainBenchSettings,
     compute_ratios,
-    encode_clean_rows,
-    ensure_tfio_venv,
-    read_parquet_features,
-    skipped,
 )
+from lakeless.bench._train_tfio import TFIO_REQUIREMENTS, TfioUnavailableError, ensure_tfio_venv
 from lakeless.cli import app
 from lakeless.config import KafkaSettings
+from lakeless.examples import car_fleet
 from lakeless.fleet import Fleet
-from lakeless.schema import FEATURES, decode_clean, encode_clean
+from lakeless.schema import CleanCodec, Decoder
+from lakeless.testing.models import FEATURES
 
 
 def full_results() -> list[BenchResult]:
     return [
+        BenchResult(RAW_CONSUME, 1000, 0.8),  # 1250/s
         BenchResult(READER_NUMPY, 1000, 1.0),  # 1000/s
         BenchResult(READER_TF, 1000, 2.0),  # 500/s
         BenchResult(PARQUET_NUMPY, 1000, 0.5),  # 2000/s
@@ -60,12 +63,16 @@ def test_ratios_divide_the_right_metric_and_check_goals() -> None:
     assert (train.value, train.met, train.spec.metric) == (1.1, True, "seconds")
     lake = ratios[f"{READER_NUMPY} / {PARQUET_NUMPY}"]
     assert (lake.value, lake.met, lake.spec.goal) == (0.5, None, None)
+    ceiling = ratios[f"{READER_NUMPY} / {RAW_CONSUME}"]
+    assert (ceiling.value, ceiling.met, ceiling.spec.goal) == (0.8, True, (">=", 0.8))
+    tf_data = ratios[f"{READER_TF} / {READER_NUMPY}"]
+    assert (tf_data.value, tf_data.met) == (0.5, False)
 
 
 def test_goals_not_met_are_reported() -> None:
     results = full_results()
-    results[3] = BenchResult(TFIO, 1000, 5.0)  # 200/s: reader->tf.data only 2.5x
-    results[4] = BenchResult(TRAIN_KAFKA, 3000, 13.0)
+    results[4] = BenchResult(TFIO, 1000, 5.0)  # 200/s: reader->tf.data only 2.5x
+    results[5] = BenchResult(TRAIN_KAFKA, 3000, 13.0)
     ratios = {r.spec.name: r for r in compute_ratios(results)}
     assert ratios[f"{READER_TF} / {TFIO}"].met is False
     assert ratios[f"{TRAIN_KAFKA} / {TRAIN_PARQUET}"].met is False
@@ -80,7 +87,7 @@ def test_goals_not_met_are_reported() -> None:
 )
 def test_a_skipped_or_failed_side_gives_no_value_but_a_reason(tfio: BenchResult) -> None:
     results = full_results()
-    results[3] = tfio
+    results[4] = tfio
     ratios = {r.spec.name: r for r in compute_ratios(results)}
     ratio = ratios[f"{READER_TF} / {TFIO}"]
     assert ratio.value is None and ratio.met is None
@@ -90,8 +97,8 @@ def test_a_skipped_or_failed_side_gives_no_value_but_a_reason(tfio: BenchResult)
 
 def test_incomplete_and_missing_results_give_no_value() -> None:
     results = full_results()
-    results[0] = BenchResult(READER_NUMPY, 10, 1.0, {"complete": False})
-    del results[5]
+    results[1] = BenchResult(READER_NUMPY, 10, 1.0, {"complete": False})
+    del results[6]
     ratios = {r.spec.name: r for r in compute_ratios(results)}
     assert ratios[f"{READER_NUMPY} / {TFIO}"].reason == f"{READER_NUMPY}: incomplete"
     assert ratios[f"{TRAIN_KAFKA} / {TRAIN_PARQUET}"].reason == f"{TRAIN_PARQUET}: not measured"
@@ -103,8 +110,8 @@ def test_report_json_carries_ratio_fields() -> None:
 
     assert [r["name"] for r in data["results"]] == list(TRAIN_PATHS)
     by_name = {r["name"]: r for r in data["results"]}
-    assert by_name[READER_TF]["ratio"] == {TFIO: 20.0}
-    assert by_name[READER_NUMPY]["ratio"] == {TFIO: 40.0, PARQUET_NUMPY: 0.5}
+    assert by_name[READER_TF]["ratio"] == {READER_NUMPY: 0.5, TFIO: 20.0}
+    assert by_name[READER_NUMPY]["ratio"] == {RAW_CONSUME: 0.8, TFIO: 40.0, PARQUET_NUMPY: 0.5}
     assert by_name[TRAIN_KAFKA]["ratio"] == {TRAIN_PARQUET: 1.1}
     assert "ratio" not in by_name[TFIO]
     assert by_name[TFIO]["events_per_s"] == 25.0
@@ -116,7 +123,7 @@ def test_report_json_carries_ratio_fields() -> None:
 
 def test_report_table_renders_ratios() -> None:
     results = full_results()
-    results[3] = skipped(TFIO, "no tensorflow-io virtualenv: offline")
+    results[4] = skipped(TFIO, "no tensorflow-io virtualenv: offline")
     console = Console(width=200, record=True)
     console.print(TrainBenchReport("train", results, machine={}).table())
     text = " ".join(console.export_text().split())  # the caption wraps
@@ -127,8 +134,10 @@ def test_report_table_renders_ratios() -> None:
 def test_settings_for_mode() -> None:
     quick = TrainBenchSettings.for_mode(True)
     assert (quick.rows, quick.epochs, quick.quick) == (QUICK_ROWS, QUICK_EPOCHS, True)
+    assert quick.read_repeats == 1
     full = TrainBenchSettings.for_mode(False)
     assert (full.rows, full.epochs, full.tfio) == (FULL_ROWS, FULL_EPOCHS, True)
+    assert full.read_repeats == 3
     assert FULL_ROWS >= 1_000_000
     custom = TrainBenchSettings.for_mode(True, rows=20_000, epochs=2, tfio=False)
     assert (custom.rows, custom.epochs, custom.tfio) == (20_000, 2, False)
@@ -138,16 +147,23 @@ def test_fast_encoding_is_encode_clean_with_labels() -> None:
     fleet = Fleet(40, seed=3, start=0, failure_rate=500.0)
     batches = [fleet.step() for _ in range(30)]
     assert any(b.labels().count(None) < len(b) for b in batches)  # some labelled rows
+    codec = CleanCodec(car_fleet())
     for batch in batches:
         events = batch.events()
         encoded = encode_clean_rows(batch)
-        assert encoded == [encode_clean(e) for e in events]
-        assert decode_clean(encoded[-1]) == events[-1]
+        assert encoded == [codec.encode(e) for e in events]
+        last = Decoder(car_fleet()).decode(encoded[-1:])
+        assert (last.key, last.label, last.strings["model"]) == (
+            [events[-1].car_id],
+            [events[-1].failure],
+            [events[-1].model],
+        )
+        assert last.features(np.float64)[0].tolist() == [getattr(events[-1], f) for f in FEATURES]
 
 
 def test_parquet_rows_round_trip(tmp_path: Path) -> None:
     batch = Fleet(25, seed=2, start=0).step()
-    rows = _train._Rows()
+    rows = ParquetRows()
     rows.add(batch, 20)
     path = tmp_path / "rows.parquet"
     assert rows.write_parquet(path) > 0
@@ -169,7 +185,7 @@ def test_an_unbuildable_tfio_venv_skips_tensorflow_io(
     def offline(command: list[str], timeout: float, what: str) -> None:
         raise TfioUnavailableError(f"{what} failed: no network")
 
-    monkeypatch.setattr(_train, "_run", offline)
+    monkeypatch.setattr(_train_tfio, "_run", offline)
     bench = TrainBenchSettings(rows=10, tfio_venv=tmp_path / "venv")
     run = _train._TrainRun(bench, KafkaSettings())
     run.prepare_tfio()
@@ -196,13 +212,15 @@ def test_cli_passes_options(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_train, "run_train_bench", fake)
     result = CliRunner().invoke(
         app,
-        ["bench", "train", "--quick", "--rows", "500", "--no-tfio", "--bootstrap", "h:1", "--json"],
-    )
+        ["bench", "train", "--quick", "--rows", "500", "--no-tfio", "--bootstrap", "h:1",
+         "--read-repeats", "2", "--json"],
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert [r["name"] for r in data["results"]] == list(TRAIN_PATHS)
     bench = seen["bench"]
     assert isinstance(bench, TrainBenchSettings)
     assert (bench.rows, bench.epochs, bench.tfio, bench.quick) == (500, QUICK_EPOCHS, False, True)
+    assert bench.read_repeats == 2
     kafka = seen["kafka"]
     assert isinstance(kafka, KafkaSettings) and kafka.bootstrap_servers == "h:1"

@@ -1,5 +1,5 @@
 """The window reader against a fake consumer: fixed output order whatever the delivery order,
-read-ahead pauses, duplicates and gaps, end-of-partition and error handling."""
+read-ahead pauses, duplicates and gaps, end-of-partition and error handling; rebatching."""
 
 from __future__ import annotations
 
@@ -9,10 +9,14 @@ import numpy as np
 import pytest
 from confluent_kafka import KafkaError, TopicPartition
 
-from lakeless.dataset import BadRecordError, DatasetError, ResolvedWindow
+from lakeless.dataset import BadRecordError, DatasetError, ResolvedWindow, rebatch
 from lakeless.dataset._reader import WindowReader
+from lakeless.examples import car_fleet, example_schema
 from lakeless.fleet import Fleet
-from lakeless.schema import encode_clean
+from lakeless.schema import CleanBatch, CleanCodec, Decoder, EventCodec, concat
+from lakeless.testing.events import example_values
+
+CAR = car_fleet()
 
 
 class FakeMessage:
@@ -107,7 +111,7 @@ class FakeConsumer:
         self.closed = True
 
 
-EVENTS = [encode_clean(e) for _ in range(1) for e in Fleet(120, seed=4, start=0).step().events()]
+EVENTS = [CleanCodec(CAR).encode(e) for e in Fleet(120, seed=4, start=0).step().events()]
 
 
 def logs(
@@ -125,6 +129,7 @@ def read(consumer: FakeConsumer, window: dict[int, tuple[int, int]], **kwargs: A
         ResolvedWindow("t", window),
         consumer_factory=lambda _config: consumer,  # type: ignore[arg-type,return-value]
         timeout=kwargs.pop("timeout", 5.0),
+        decoder=kwargs.pop("decoder", None) or Decoder(CAR),
         **kwargs,
     )
     chunks = list(reader)
@@ -133,12 +138,10 @@ def read(consumer: FakeConsumer, window: dict[int, tuple[int, int]], **kwargs: A
 
 
 def expected(data: dict[int, dict[int, bytes]], window: dict[int, tuple[int, int]]) -> bytes:
-    from lakeless.schema import decode_clean_batch
-
     values = [
         data[p][o] for p, (s, e) in sorted(window.items()) for o in range(s, e) if o in data[p]
     ]
-    return decode_clean_batch(values).numeric.tobytes()
+    return Decoder(CAR).decode(values).numeric.tobytes()
 
 
 def test_output_is_partition_then_offset_order_whatever_the_delivery() -> None:
@@ -179,6 +182,7 @@ def test_empty_window_opens_no_consumer() -> None:
         {},
         ResolvedWindow("t", {0: (5, 5)}),
         consumer_factory=lambda _c: consumer,  # type: ignore[arg-type,return-value]
+        decoder=Decoder(CAR),
     )
     assert list(reader) == [] and not consumer.closed
 
@@ -186,9 +190,15 @@ def test_empty_window_opens_no_consumer() -> None:
 def test_bad_record_error_names_the_record() -> None:
     data = logs()
     data[1][17] = b"\x07" + bytes(300)
-    with pytest.raises(BadRecordError, match=r"t\[1\]@17: version byte 7") as info:
+    with pytest.raises(BadRecordError, match=r"t\[1\]@17: .*version byte 7") as info:
         read(FakeConsumer(data), {p: (0, 40) for p in range(3)})
-    assert info.value.raw == data[1][17] and info.value.reason == "not_sensor_clean"
+    assert info.value.raw == data[1][17] and info.value.reason == "not_clean_record"
+    # A record of another pipeline's schema names both fingerprints.
+    pumps = example_schema("pumps")
+    data[1][17] = CleanCodec(pumps).encode(EventCodec(pumps).from_dict(example_values(pumps)))
+    with pytest.raises(BadRecordError, match=r"t\[1\]@17: .*" + pumps.fingerprint_hex) as info:
+        read(FakeConsumer(data), {p: (0, 40) for p in range(3)})
+    assert CAR.fingerprint_hex in str(info.value)
 
 
 def test_deleted_offsets_and_permanent_errors_fail_clearly() -> None:
@@ -207,3 +217,32 @@ def test_stalled_read_times_out_naming_the_partition() -> None:
     data = logs()
     with pytest.raises(DatasetError, match=r"no records for 0.3s at t\[2\]@40"):
         read(FakeConsumer(data, eof=False), {2: (0, 45)}, timeout=0.3)
+
+
+def test_reader_decodes_with_the_pipelines_schema() -> None:
+    pumps = example_schema("pumps")
+    codec, events = CleanCodec(pumps), EventCodec(pumps)
+    data = {
+        0: {
+            o: codec.encode(events.from_dict(example_values(pumps, timestamp=o, flow_rate=o)))
+            for o in range(30)
+        }
+    }
+    got = read(FakeConsumer(data), {0: (5, 25)}, decoder=Decoder(pumps))
+    assert got["timestamp"].tolist() == list(range(5, 25))
+    assert got["flow_rate"].tolist() == [float(o) for o in range(5, 25)]
+
+
+def test_rebatch_boundaries_do_not_depend_on_chunking() -> None:
+    whole = Decoder(CAR).decode(EVENTS[:100])
+    pieces = [whole.take(i, i + 13) for i in range(0, 100, 13)]
+    a = list(rebatch([whole], 30))
+    b = list(rebatch(pieces, 30))
+    assert [len(x) for x in a] == [len(x) for x in b] == [30, 30, 30, 10]
+    for x, y in zip(a, b, strict=True):
+        assert x.numeric.tobytes() == y.numeric.tobytes() and x.key == y.key
+    assert concat(b).label == whole.label
+    assert list(rebatch([], 5)) == []
+    with pytest.raises(ValueError):
+        list(rebatch([whole], 0))
+    assert isinstance(a[0], CleanBatch)

@@ -81,7 +81,7 @@ class FakeConsumer:
 
     def list_topics(self, topic: str, timeout: float) -> Any:
         meta = SimpleNamespace(partitions=dict.fromkeys(self.logs), error=None)
-        return SimpleNamespace(topics={"t": meta} if topic == "t" else {})
+        return SimpleNamespace(topics={"t": meta} if topic == "t" else {}, cluster_id="c-1")
 
     def get_watermark_offsets(
         self, tp: TopicPartition, timeout: float, cached: bool
@@ -108,6 +108,7 @@ def test_resolve_between_uses_first_offset_at_or_after_each_time() -> None:
     resolved = resolve(Window.between(200, 300))
     assert dict(resolved.partitions) == {0: (1, 2), 1: (1, 2), 2: (0, 0)}
     assert (resolved.start_ms, resolved.end_ms, resolved.resolved_at) == (200, 300, 1000)
+    assert resolved.cluster_id == "c-1"  # the offsets are this cluster's
     # No record at or after the time: the high watermark.
     assert dict(resolve(Window.between(260, 10_000)).partitions) == {
         0: (2, 4),
@@ -149,6 +150,11 @@ def test_resolved_window_round_trips_through_json() -> None:
     assert back == window
     assert list(back.partitions) == [0, 1]
     assert "7 records in 2 partitions" in back.describe()
+    assert back.cluster_id is None  # a lineage from before clusters were named still loads
+
+    named = ResolvedWindow("t", {0: (0, 3)}, cluster_id="abc", bootstrap_servers="h:9092")
+    assert ResolvedWindow.from_dict(json.loads(json.dumps(named.to_dict()))) == named
+    assert "t on h:9092" in named.describe()
 
 
 @pytest.mark.parametrize(

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import Any
 
 import numpy as np
 import pytest
 
-from lakeless.config import KafkaSettings, MqttSettings
+from lakeless.config import MqttSettings
+from lakeless.examples import car_fleet
 from lakeless.fleet import (
     FAILURE_MODES,
     Fleet,
+    FleetBatch,
     FleetSettings,
-    KafkaSink,
     MemorySink,
     MqttSink,
     SimulationError,
@@ -22,10 +24,14 @@ from lakeless.fleet import (
     fleet_events,
     run_simulation,
 )
-from lakeless.fleet.cli import parse_start
-from lakeless.schema import FEATURES, decode_event, encode_event
+from lakeless.fleet._settings import parse_time
+from lakeless.preprocess import Rejection, Validator
+from lakeless.schema import EventCodec
+from lakeless.testing.events import decode_event, encode_event
 
 START = 1_700_000_000_000
+SCHEMA = car_fleet()
+FEATURES = SCHEMA.feature_names
 
 
 def col(name: str) -> int:
@@ -74,6 +80,20 @@ def test_every_event_validates_against_the_schema() -> None:
             assert decode_event(raw) == event
         labels.update(batch.labels())
     assert labels == {None, *FAILURE_MODES}
+
+
+def test_every_event_passes_the_validator_keyed_by_its_car() -> None:
+    fleet = Fleet(50, seed=3, start=START, failure_rate=60.0, repair_after=60.0, ramp=5.0)
+    validator = Validator(SCHEMA, max_future_ms=None)
+    for _ in range(50):
+        batch = fleet.step()
+        raws = batch.encode()
+        keys = [car_id.encode() for car_id in batch.car_ids]
+        results = validator.validate_batch(raws, keys, batch.ts.tolist())
+        assert not [r for r in results if isinstance(r, Rejection)]
+        assert [EventCodec(SCHEMA).to_dict(r) for r in results] == [
+            EventCodec(SCHEMA).to_dict(e) for e in batch.events()
+        ]
 
 
 def test_extreme_failures_stay_in_range() -> None:
@@ -237,13 +257,36 @@ def test_simulator_counts_and_stops() -> None:
     stats = run_simulation(sink=MemorySink(), cars=20, seed=1, speedup=0, count=45)
     assert (stats.events, stats.stopped_by) == (45, "count")
 
-    # Paced at wall speed: a timeout stops it after the first step.
-    stats = run_simulation(sink=MemorySink(), cars=20, seed=1, speedup=1.0, timeout=0.3)
-    assert stats.stopped_by == "timeout" and 0 < stats.events <= 20
+    # Paced at wall speed: a chunk leaves when its last event is due (the step's last car
+    # reports up to 1 s after the step begins), and a timeout stops it within two steps.
+    stats = run_simulation(sink=MemorySink(), cars=20, seed=1, speedup=1.0, timeout=1.2)
+    assert stats.stopped_by == "timeout" and 0 < stats.events <= 40
 
-    simulator = Simulator(FleetSettings(cars=5, seed=1, speedup=1.0), sink=MemorySink())
-    threading.Timer(0.2, simulator.stop).start()
-    assert simulator.run(timeout=10).stopped_by == "signal"
+    # stop() from another thread, once the first events went out (paced: it waits in between).
+    sent = threading.Event()
+
+    class Signalling(MemorySink):
+        def send(self, batch: FleetBatch, start: int, stop: int) -> None:
+            super().send(batch, start, stop)
+            sent.set()
+
+    simulator = Simulator(FleetSettings(cars=5, seed=1, speedup=1.0), sink=Signalling())
+    result: list[Any] = []
+    runner = threading.Thread(target=lambda: result.append(simulator.run(timeout=60)))
+    runner.start()
+    assert sent.wait(30)
+    simulator.stop()
+    runner.join(30)
+    assert not runner.is_alive()
+    (stats,) = result
+    assert stats.stopped_by == "signal" and 5 <= stats.events < 60 and stats.events % 5 == 0
+
+    # a stop requested before the run starts stops it before it sends anything
+    sink = MemorySink()
+    early = Simulator(FleetSettings(cars=5, seed=1, speedup=0), sink=sink)
+    early.stop()
+    assert (early.run(count=1000).stopped_by, sink.sent) == ("signal", 0)
+    assert early.run(count=10).stopped_by == "count"  # the next run starts afresh
 
 
 def test_settings_are_frozen_and_strict() -> None:
@@ -258,50 +301,32 @@ def test_settings_are_frozen_and_strict() -> None:
         Fleet(3, models=["tractor"])
 
 
-class FakeProducer:
-    def __init__(self) -> None:
-        self.records: list[tuple[str, bytes, bytes, int]] = []
-        self.full_once = True
-
-    def produce(
-        self, topic: str, value: bytes, key: bytes, timestamp: int, on_delivery: Any
-    ) -> None:
-        if self.full_once:
-            self.full_once = False
-            raise BufferError
-        self.records.append((topic, value, key, timestamp))
-        on_delivery(None, None)
-
-    def poll(self, timeout: float) -> int:
-        return 0
-
-    def flush(self, timeout: float) -> int:
-        return 0
-
-
-def test_kafka_sink_keys_by_car_and_stamps_event_time() -> None:
-    sink = KafkaSink(KafkaSettings(), "sensor-raw")
-    producer = FakeProducer()
-    sink._producer = producer
-    batch = Fleet(4, seed=1, start=START).step()
-    sink.send(batch, 0, 4)
-    assert sink.flush(1.0) == 0 and sink.delivered == 4
-    for (topic, value, key, ts), event in zip(producer.records, batch.events(), strict=True):
-        assert topic == "sensor-raw" and key == event.car_id.encode() and ts == event.ts
-        assert decode_event(value) == event
-
-
 def test_mqtt_sink_reports_unreachable_broker() -> None:
     sink = MqttSink(MqttSettings(url="mqtt://127.0.0.1:1"), connect_timeout=1.0)
     with pytest.raises(SimulationError):
         sink.open()
 
 
-def test_parse_start() -> None:
-    assert parse_start(None) is None and parse_start("now") is None
-    assert parse_start("1700000000000") == 1_700_000_000_000
-    assert parse_start("2023-11-14T22:13:20") == 1_700_000_000_000
-    assert parse_start("2023-11-14T23:13:20+01:00") == 1_700_000_000_000
+def test_times_are_ms_iso_now_or_relative() -> None:
+    now = 1_700_000_000_000
+    assert parse_time(None) is None and parse_time("now", now_ms=now) == now
+    assert parse_time("1700000000000") == 1_700_000_000_000
+    assert parse_time("2023-11-14T22:13:20") == 1_700_000_000_000
+    assert parse_time("2023-11-14T23:13:20+01:00") == 1_700_000_000_000
+    assert parse_time("-30m", now_ms=now) == now - 30 * 60_000
+    assert parse_time("-2h", now_ms=now) == now - 2 * 3_600_000
+    with pytest.raises(ValueError, match="relative like -30m"):
+        parse_time("yesterday")
+
+
+def test_a_fast_run_with_a_duration_ends_now() -> None:
+    import time
+
+    settings = FleetSettings(fast=True, duration=1800)
+    first = settings.first_time()
+    assert first is not None
+    assert abs(first + 1_800_000 - time.time() * 1000) < 5_000
+    assert FleetSettings(duration=1800).first_time() is None  # paced: starts now
 
 
 def test_cli_writes_json_lines(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
@@ -329,3 +354,21 @@ def test_send_from_continues_an_earlier_run_exactly() -> None:
     Simulator(FleetSettings(duration=40, send_from=1_025_000, **common), sink=tail).run()
     assert tail.events == [e for e in whole.events if e.ts >= 1_025_000]
     assert tail.events and tail.events[0].seq == 25
+
+
+def test_a_paced_chunk_never_leaves_before_its_last_event_is_due() -> None:
+    sent_at: list[tuple[float, int]] = []
+
+    class Clocked(MemorySink):
+        def send(self, batch: Any, start: int, stop: int) -> None:
+            sent_at.append((time.time() * 1000, int(batch.ts[stop - 1])))
+            super().send(batch, start, stop)
+
+    now = int(time.time() * 1000)
+    fleet = FleetSettings(cars=50, seed=3, speedup=1.0, start=now, chunk=10, id_prefix="p1-")
+    sink = Clocked()
+    stats = Simulator(fleet, sink=sink).run(count=100)
+    assert stats.events == 100 and {e.car_id[:3] for e in sink.events} == {"p1-"}
+    assert len(sent_at) == 10  # chunks of 10
+    assert all(sent >= due for sent, due in sent_at)  # no reading from the future
+    assert stats.late_max_ms >= 0 and stats.late_mean_ms <= stats.late_max_ms

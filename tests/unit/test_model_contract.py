@@ -19,10 +19,17 @@ from lakeless.model import (
     check_onnx,
     split_rows,
 )
-from lakeless.schema import FEATURES
+from lakeless.testing.models import FEATURES
 
 #: Small and fast settings per model class (the defaults train for minutes on real windows).
 FAST: dict[str, dict[str, Any]] = {"autoencoder": {"epochs": 2, "batch_size": 128}}
+#: Hyperparameters that change what the exported graph computes: each is held to the contract.
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    name: (name, FAST.get(name, {})) for name in MODELS
+} | {
+    "autoencoder[max]": ("autoencoder", {**FAST["autoencoder"], "aggregation": "max"}),
+    "autoencoder[top3]": ("autoencoder", {**FAST["autoencoder"], "aggregation": "top3"}),
+}
 
 
 def window(cars: int, steps: int, seed: int) -> tuple[np.ndarray, list[str | None]]:
@@ -38,11 +45,12 @@ def data() -> tuple[np.ndarray, list[str | None]]:
     return window(cars=30, steps=100, seed=3)
 
 
-@pytest.fixture(scope="module", params=sorted(MODELS))
+@pytest.fixture(scope="module", params=sorted(VARIANTS))
 def fitted(request: pytest.FixtureRequest, data: Any) -> BaseAnomalyModel:
     x, labels = data
-    model = MODELS[request.param](**FAST.get(request.param, {}))
-    assert model.fit(x, labels) is model
+    name, params = VARIANTS[request.param]
+    model = MODELS[name](**params)
+    assert model.fit(x, labels, feature_names=FEATURES) is model
     return model
 
 
@@ -108,7 +116,7 @@ def test_onnx_honours_the_contract_and_matches(fitted: BaseAnomalyModel, data: A
 def test_metadata_and_params(fitted: BaseAnomalyModel) -> None:
     meta = fitted.metadata()
     json.dumps(meta)
-    assert meta["features"] == list(FEATURES)
+    assert meta["features"] == list(FEATURES) and fitted.feature_names == FEATURES
     assert meta["threshold"] == fitted.threshold
     assert len(meta["normalization"]["mean"]) == len(FEATURES)
     assert meta["framework_versions"]["onnx"]
@@ -146,3 +154,11 @@ def test_label_free_fit_uses_every_row(name: str, data: Any) -> None:
     assert unlabelled.fit_info is not None and not unlabelled.fit_info.healthy_only
     with pytest.raises(ModelError):
         unlabelled.score(x[:, :5])
+    # Without names the columns are x0, x1, ...; a model of fewer columns names its own.
+    assert unlabelled.metadata()["features"] == [f"x{i}" for i in range(x.shape[1])]
+    names = ("speed", "coolant_temp", "battery_voltage")
+    three = MODELS[name](**FAST.get(name, {})).fit(x[:, [6, 0, 4]], feature_names=names)
+    assert three.metadata()["features"] == list(names)
+    assert len(three.metadata()["normalization"]["mean"]) == 3
+    with pytest.raises(ModelError, match="2 feature names for 3 columns"):
+        MODELS[name](**FAST.get(name, {})).fit(x[:, :3], feature_names=names[:2])

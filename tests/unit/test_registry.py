@@ -10,6 +10,7 @@ import msgspec
 import pytest
 import typer
 
+from lakeless.examples import car_fleet
 from lakeless.kafka._topics import MODELS_MAX_MESSAGE_BYTES
 from lakeless.registry import (
     FORMAT_VERSION,
@@ -28,10 +29,11 @@ from lakeless.registry import (
     model_bytes,
     validate,
 )
-from lakeless.registry._record import headers_for
+from lakeless.registry._record import LEGACY_PIPELINE, headers_for
 from lakeless.registry.cli import parse_ref
-from lakeless.schema import FEATURES, SCHEMA_VERSION
-from lakeless.testing.models import make_test_onnx
+from lakeless.testing.models import FEATURES, make_test_onnx
+
+FINGERPRINT = car_fleet().fingerprint_hex
 
 LINEAGE = {
     "topic": "sensor-clean",
@@ -55,6 +57,9 @@ def record(
         "report": {"loss": [0.5, 0.2]},
         "description": "test",
         "created_at": 1_700_000_000_000 + version,
+        "features": FEATURES,
+        "pipeline": "car-fleet",
+        "schema_fingerprint": FINGERPRINT,
     }
     defaults.update(kw)
     return build_record(name, version, make_test_onnx(bias=bias), **defaults)  # type: ignore[arg-type]
@@ -74,8 +79,9 @@ def test_build_record_fills_checksum_schema_and_frameworks() -> None:
     assert rec.sha256 == hashlib.sha256(data).hexdigest()
     assert rec.size == len(data)
     assert rec.features == FEATURES
-    assert rec.schema_version == SCHEMA_VERSION
-    assert rec.format_version == FORMAT_VERSION
+    assert (rec.pipeline, rec.schema_fingerprint) == ("car-fleet", FINGERPRINT)
+    assert rec.schema_version is None
+    assert rec.format_version == FORMAT_VERSION == 2
     assert rec.frameworks["tensorflow"] == "2.18.0"
     assert {"python", "onnxruntime"} <= set(rec.frameworks)
 
@@ -109,6 +115,17 @@ def test_unknown_fields_from_a_newer_writer_are_ignored() -> None:
     assert decode_entry(msgspec.msgpack.encode(raw)) == record()
 
 
+def test_a_format_1_record_is_a_car_fleet_model() -> None:
+    raw = msgspec.msgpack.decode(encode_entry(record()))
+    del raw["pipeline"], raw["schema_fingerprint"]
+    raw.update(format_version=1, schema_version=1)
+    old = decode_entry(msgspec.msgpack.encode(raw))
+    assert isinstance(old, ModelRecord)
+    assert (old.pipeline, old.schema_version, old.format_version) == (LEGACY_PIPELINE, 1, 1)
+    validate(old, FEATURES, "car-fleet")
+    assert rejected(old, features=FEATURES, pipeline="pumps").reason == "pipeline"
+
+
 @pytest.mark.parametrize(
     "value",
     [
@@ -138,12 +155,12 @@ def test_headers_name_kind_model_and_version() -> None:
 @pytest.mark.parametrize("name", ["", "a:b", "-x", "a b", "x" * 129, "a/b"])
 def test_invalid_names_are_refused(name: str) -> None:
     with pytest.raises(ValueError, match="invalid model name"):
-        build_record(name, 1, b"x", threshold=1.0)
+        build_record(name, 1, b"x", threshold=1.0, features=FEATURES)
 
 
 def test_version_must_be_positive() -> None:
     with pytest.raises(ValueError, match="version"):
-        build_record("m", 0, b"x", threshold=1.0)
+        build_record("m", 0, b"x", threshold=1.0, features=FEATURES)
 
 
 def test_record_size_limit_matches_the_topic_config() -> None:
@@ -242,13 +259,28 @@ def test_resolve_versions() -> None:
 
 
 def test_a_good_model_validates() -> None:
-    validate(record())
+    validate(record(), FEATURES)
+    validate(record(), FEATURES, "car-fleet")
 
 
 def rejected(rec: ModelRecord, **kw: object) -> ModelRejected:
+    kw.setdefault("features", FEATURES)
     with pytest.raises(ModelRejected) as info:
         validate(rec, **kw)  # type: ignore[arg-type]
     return info.value
+
+
+def model_of(features: tuple[str, ...]) -> ModelRecord:
+    """A valid model taking ``features`` (any names, any order)."""
+    n = len(features)
+    return build_record(
+        "car-ae",
+        1,
+        make_test_onnx(n_features=n),
+        threshold=1.0,
+        features=features,
+        normalization={"mean": [0.0] * n},
+    )
 
 
 def test_checksum_mismatch_is_refused() -> None:
@@ -260,28 +292,32 @@ def test_checksum_mismatch_is_refused() -> None:
     assert "sha256" in error.detail
 
 
-def test_wrong_feature_order_is_refused() -> None:
-    swapped = (FEATURES[1], FEATURES[0], *FEATURES[2:])
-    error = rejected(msgspec.structs.replace(record(), features=swapped))
-    assert error.reason == "features"
-    assert "another order" in error.detail and FEATURES[1] in error.detail
+def test_inputs_are_named_so_order_and_a_subset_are_fine() -> None:
+    # The scorer takes each input column by name (tests/unit/test_score.py checks the values).
+    validate(model_of((FEATURES[1], FEATURES[0], *FEATURES[2:])), FEATURES)
+    validate(model_of(FEATURES[:5]), FEATURES)  # e.g. trained before fields were added
 
 
-def test_missing_and_unexpected_features_are_named() -> None:
+def test_unexpected_repeated_and_no_features_are_refused() -> None:
     changed = (*FEATURES[:-1], "oil_pressure")
-    error = rejected(msgspec.structs.replace(record(), features=changed))
+    error = rejected(model_of(changed))
     assert error.reason == "features"
-    assert FEATURES[-1] in error.detail and "oil_pressure" in error.detail
+    assert "['oil_pressure']" in error.detail and FEATURES[0] in error.detail
+    repeated = rejected(model_of((FEATURES[0], FEATURES[1], FEATURES[0])))
+    assert repeated.reason == "features" and FEATURES[0] in repeated.detail
+    none = rejected(msgspec.structs.replace(record(), features=()))
+    assert none.reason == "features" and "no input" in none.detail
 
 
 def test_expected_features_come_from_the_caller() -> None:
-    error = rejected(record(), expected_features=FEATURES[:17])
-    assert error.reason == "features"
+    error = rejected(record(), features=FEATURES[:17])
+    assert error.reason == "features" and FEATURES[17] in error.detail
 
 
-def test_schema_version_mismatch_is_refused() -> None:
-    error = rejected(msgspec.structs.replace(record(), schema_version=SCHEMA_VERSION + 1))
-    assert error.reason == "schema_version"
+def test_a_model_of_another_pipeline_is_refused() -> None:
+    error = rejected(record(), pipeline="pumps")
+    assert error.reason == "pipeline"
+    assert "'car-fleet'" in error.detail and "'pumps'" in error.detail
 
 
 def test_unknown_format_version_is_refused() -> None:
@@ -300,17 +336,16 @@ def test_normalization_of_the_wrong_length_is_refused() -> None:
 
 
 def test_garbage_onnx_is_refused() -> None:
-    bad = build_record("m", 1, b"definitely not onnx", threshold=1.0)
+    bad = build_record("m", 1, b"definitely not onnx", threshold=1.0, features=FEATURES)
     error = rejected(bad)
     assert error.reason == "onnx"
     assert "cannot load" in error.detail
 
 
 def test_onnx_breaking_the_contract_is_refused() -> None:
-    assert rejected(build_record("m", 1, make_test_onnx(input_name="x"), threshold=1.0)).reason == (
-        "onnx"
-    )
-    narrow = build_record("m", 1, make_test_onnx(n_features=17), threshold=1.0)
+    renamed = build_record("m", 1, make_test_onnx(input_name="x"), threshold=1.0, features=FEATURES)
+    assert rejected(renamed).reason == "onnx"
+    narrow = build_record("m", 1, make_test_onnx(n_features=17), threshold=1.0, features=FEATURES)
     error = rejected(narrow)
     assert error.reason == "onnx" and "18 features" in error.detail
 
@@ -319,10 +354,10 @@ def test_model_bytes_come_from_a_file_uri(tmp_path: Path) -> None:
     data = make_test_onnx(bias=3.0)
     path = tmp_path / "m.onnx"
     path.write_bytes(data)
-    rec = build_record("m", 1, data, threshold=1.0, uri=path.as_uri())
+    rec = build_record("m", 1, data, threshold=1.0, features=FEATURES, uri=path.as_uri())
     assert rec.onnx is None and rec.size == len(data)
     assert model_bytes(rec) == data
-    validate(rec)
+    validate(rec, FEATURES)
     path.write_bytes(make_test_onnx(bias=4.0))
     assert rejected(rec).reason == "checksum"
     path.unlink()

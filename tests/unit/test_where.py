@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any
+
 import pytest
 
 from lakeless.errors import LakelessError
+from lakeless.examples import car_fleet, example_schema
 from lakeless.preprocess import FilterError, compile_filter
-from lakeless.schema import SensorEvent, decode_clean_batch, decode_event, encode_clean
 from lakeless.testing.corpus import good_record
+from lakeless.testing.events import decode_event
+
+CAR = car_fleet()
+PUMPS = example_schema("pumps")
 
 
-def event(**fields: object) -> SensorEvent:
-    return decode_event(good_record(ts=1_700_000_000_000, **fields))  # type: ignore[arg-type]
+def event(**fields: object) -> Any:
+    return decode_event(good_record(CAR, ts=1_700_000_000_000, **fields), CAR)
 
 
 EVENTS = [
@@ -59,31 +64,48 @@ CASES = [
 
 @pytest.mark.parametrize(("expression", "expected"), CASES)
 def test_predicate(expression: str, expected: list[bool]) -> None:
-    where = compile_filter(expression)
+    where = compile_filter(expression, CAR)
     assert [where(e) for e in EVENTS] == expected
 
 
-@pytest.mark.parametrize(("expression", "expected"), CASES)
-def test_mask_matches_predicate(expression: str, expected: list[bool]) -> None:
-    batch = decode_clean_batch([encode_clean(e) for e in EVENTS])
-    mask = compile_filter(expression).mask(batch)
-    assert mask.dtype == np.bool_
-    assert mask.tolist() == expected
+PUMP_EVENTS = [
+    decode_event(good_record(PUMPS, **fields), PUMPS)
+    for fields in (
+        {"pump_id": "p-1", "speed_rpm": 0},
+        {"pump_id": "p-2", "pump_type": "booster", "fault": "cavitation", "speed_rpm": 2950},
+        {"pump_id": "p-3", "site": "plant-b", "flow_rate": 499.5, "motor_current": 12},
+    )
+]
+
+PUMP_CASES = [
+    ("fault is null", [True, False, True]),
+    ("fault == 'cavitation' or speed_rpm == 0", [True, True, False]),
+    ("pump_type != 'booster' and site in ('plant-a')", [True, False, False]),
+    ("flow_rate > motor_current * 1", None),  # arithmetic is not part of the language
+    ("speed_rpm >= 2950.0", [False, True, True]),
+    ("motor_current < 50 and timestamp > 0", [False, False, True]),
+]
 
 
-def test_mask_without_strings() -> None:
-    batch = decode_clean_batch([encode_clean(e) for e in EVENTS], strings=False)
-    assert compile_filter("speed > 1").mask(batch).tolist() == [False, True, True, False]
-    with pytest.raises(ValueError, match="without strings"):
-        compile_filter("model == 'x'").mask(batch)
+@pytest.mark.parametrize(("expression", "expected"), PUMP_CASES)
+def test_predicate_over_another_schema(expression: str, expected: list[bool] | None) -> None:
+    if expected is None:
+        with pytest.raises(FilterError):
+            compile_filter(expression, PUMPS)
+        return
+    where = compile_filter(expression, PUMPS)
+    assert [where(e) for e in PUMP_EVENTS] == expected
 
 
-def test_fields_used() -> None:
-    assert compile_filter("speed > 0 and (failure is null or 1 < seq)").fields == {
-        "speed",
-        "failure",
-        "seq",
-    }
+def test_fields_and_types_come_from_the_schema() -> None:
+    with pytest.raises(FilterError, match="unknown field 'speed'"):
+        compile_filter("speed > 0", PUMPS)
+    with pytest.raises(FilterError, match="field 'site' is never null"):
+        compile_filter("site is null", PUMPS)
+    with pytest.raises(FilterError, match="cannot compare string field 'pump_type'"):
+        compile_filter("pump_type == 1", PUMPS)
+    with pytest.raises(FilterError, match="unknown field 'pump_id'"):
+        compile_filter("pump_id == 'x'", CAR)
 
 
 BAD = [
@@ -118,7 +140,7 @@ BAD = [
 @pytest.mark.parametrize(("expression", "fragment", "position"), BAD)
 def test_bad_expression(expression: str, fragment: str, position: int) -> None:
     with pytest.raises(FilterError) as info:
-        compile_filter(expression)
+        compile_filter(expression, CAR)
     assert fragment in info.value.reason
     assert info.value.position == position
     assert isinstance(info.value, LakelessError)
@@ -154,22 +176,22 @@ INJECTIONS = [
 @pytest.mark.parametrize("expression", INJECTIONS)
 def test_injection_attempts_are_rejected(expression: str) -> None:
     with pytest.raises(FilterError):
-        compile_filter(expression)
+        compile_filter(expression, CAR)
 
 
 def test_deep_nesting_is_a_filter_error_not_a_crash() -> None:
     with pytest.raises(FilterError, match="nested deeper"):
-        compile_filter("(" * 1000 + "speed > 0" + ")" * 1000)
+        compile_filter("(" * 1000 + "speed > 0" + ")" * 1000, CAR)
     with pytest.raises(FilterError, match="nested deeper"):
-        compile_filter("not " * 500 + "speed > 0")
-    compile_filter("(" * 30 + "speed > 0" + ")" * 30)
+        compile_filter("not " * 500 + "speed > 0", CAR)
+    compile_filter("(" * 30 + "speed > 0" + ")" * 30, CAR)
 
 
 def test_long_expression_rejected() -> None:
     with pytest.raises(FilterError, match="too long"):
-        compile_filter(" or ".join(["speed > 0"] * 1000))
+        compile_filter(" or ".join(["speed > 0"] * 1000), CAR)
 
 
 def test_many_terms_do_not_hit_recursion_limits() -> None:
-    where = compile_filter(" or ".join(f"seq == {i}" for i in range(300)))
+    where = compile_filter(" or ".join(f"seq == {i}" for i in range(300)), CAR)
     assert where(EVENTS[0])

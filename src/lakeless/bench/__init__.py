@@ -10,6 +10,8 @@ suites themselves are imported on first use, so ``import lakeless.bench`` stays 
 
 - `run_ingest_bench` (``lakeless bench ingest``): simulator -> MQTT, bridge, simulator ->
   Kafka, preprocess, against ``kafka-producer-perf``; see ``lakeless.bench._ingest``.
+- ``lakeless bench tier``: a window read wholly from the S3 tier against the same records on
+  local disk; see ``lakeless.bench._tier``.
 
 Example:
     >>> BenchResult("bridge", events=30_000, seconds=2.0).events_per_s

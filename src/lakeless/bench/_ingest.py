@@ -43,7 +43,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -74,6 +74,7 @@ __all__ = [
     "QUICK_EVENTS",
     "BenchError",
     "IngestBenchSettings",
+    "delete_bench_topics",
     "parse_producer_perf",
     "run_ingest_bench",
 ]
@@ -292,9 +293,14 @@ class _IngestRun:
             session_expiry_s=max(600, int(4 * bench.timeout)),
         )
 
-    def settings(self, raw: str) -> Settings:
+    def settings(self, raw: str, preprocess: PreprocessSettings | None = None) -> Settings:
         topics = TopicSettings(raw=raw, clean=self.topics.clean, dlq=self.topics.dlq)
-        return Settings(kafka=self.kafka, mqtt=self.mqtt, topics=topics)
+        return Settings(
+            kafka=self.kafka,
+            mqtt=self.mqtt,
+            topics=topics,
+            preprocess=preprocess or PreprocessSettings(),
+        )
 
     def run(self, workdir: Path) -> list[BenchResult]:
         bench = self.bench
@@ -307,8 +313,10 @@ class _IngestRun:
             self._simulate_to_kafka(self.topics.warmup, bench.warmup_events)
             # The first consumer group on a fresh broker creates __consumer_offsets (seconds).
             PreprocessStage(
-                self.settings(self.topics.warmup),
-                PreprocessSettings(group_id=f"lakeless-bench-{self.run_id}-warmup"),
+                self.settings(
+                    self.topics.warmup,
+                    PreprocessSettings(group_id=f"lakeless-bench-{self.run_id}-warmup"),
+                ),
             ).run(RunLimits(count=bench.warmup_events, timeout=bench.timeout))
         results = [self.producer_perf(workdir)]
         results.append(self.simulate_to_mqtt())
@@ -322,19 +330,8 @@ class _IngestRun:
         if mqtt:
             with contextlib.suppress(Exception):
                 _mqtt_session(self.mqtt, self.bridge_settings.client_id, subscribe=None, expiry_s=0)
-        if not kafka:
-            return
-        admin = make_admin(self.kafka)  # must outlive its futures
-        try:
-            futures = admin.delete_topics(self.topics.all(), operation_timeout=30)
-        except Exception as exc:  # cleanup must never hide the results
-            logger.warning("could not delete the bench topics: %s", exc)
-            return
-        for name, future in futures.items():
-            try:
-                future.result()
-            except Exception as exc:
-                logger.warning("could not delete topic %s: %s", name, exc)
+        if kafka:
+            delete_bench_topics(self.kafka, self.topics.all())
 
     # ---- the paths ---------------------------------------------------------------------------
 
@@ -395,7 +392,7 @@ class _IngestRun:
         _mqtt_session(
             self.mqtt,
             self.bridge_settings.client_id,
-            subscribe=self.bridge_settings.subscription,
+            subscribe=self.bridge_settings.subscription("car-fleet"),
             expiry_s=self.bridge_settings.session_expiry_s,
         )
         sink = MqttSink(self.mqtt, client_id=f"lakeless-bench-sim-{self.run_id}")
@@ -418,7 +415,9 @@ class _IngestRun:
 
     def bridge(self) -> BenchResult:
         bench = self.bench
-        bridge = Bridge(self.settings(self.topics.bridged), self.bridge_settings)
+        bridge = Bridge(
+            self.settings(self.topics.bridged).model_copy(update={"bridge": self.bridge_settings})
+        )
         logger.info("bridge: draining %d queued messages into Kafka", bench.events)
         started = time.monotonic()
         stats = bridge.run(RunLimits(count=bench.events, timeout=bench.timeout))
@@ -449,19 +448,22 @@ class _IngestRun:
     def preprocess(self) -> BenchResult:
         bench = self.bench
         stage = PreprocessStage(
-            self.settings(self.topics.raw),
-            PreprocessSettings(group_id=f"lakeless-bench-{self.run_id}"),
+            self.settings(
+                self.topics.raw,
+                # A new group on purpose: the clean topic holds the warm-up's records already.
+                PreprocessSettings(group_id=f"lakeless-bench-{self.run_id}", reprocess=True),
+            ),
         )
         logger.info("preprocess: %d events", bench.events)
         stats = stage.run(RunLimits(count=bench.events, timeout=bench.timeout))
         return BenchResult(
             "preprocess",
             stats.received,
-            stage.seconds,
+            stats.seconds,
             {
                 "clean": stats.clean,
                 "dlq": stats.dlq,
-                "batches": stage.batches,
+                "batches": stats.batches,
                 "complete": stats.received >= bench.events,
                 "note": "consumer-group join included",
             },
@@ -498,6 +500,28 @@ def _throwaway_mqtt(workdir: Path) -> Iterator[MqttSettings]:
         yield MqttSettings(url=broker.url)
     finally:
         broker.stop()
+
+
+def delete_bench_topics(
+    kafka: KafkaSettings, topics: Sequence[str], groups: Sequence[str] = ()
+) -> None:
+    """Delete a run's topics (and consumer groups) from a broker the run did not start.
+
+    Cleanup must never hide the results: failures are logged, never raised.
+    """
+    admin = make_admin(kafka)  # must outlive its futures
+    futures: dict[str, Any] = {}
+    try:
+        futures |= admin.delete_topics(list(topics), operation_timeout=30)
+        if groups:
+            futures |= admin.delete_consumer_groups(list(groups), request_timeout=30)
+    except Exception as exc:  # cleanup must never hide the results
+        logger.warning("could not delete the bench topics: %s", exc)
+    for name, future in futures.items():
+        try:
+            future.result()
+        except Exception as exc:
+            logger.warning("could not delete %s: %s", name, exc)
 
 
 def run_ingest_bench(
@@ -540,13 +564,7 @@ def run_ingest_bench(
         "kafka": kafka_version(find_jars_dir()),
         "librdkafka": confluent_kafka.libversion()[0],
         "broker": "throwaway" if throwaway else kafka.bootstrap_servers,
-        "load_avg_1m_after": machine_info().get("load_avg_1m"),
     }
-    return BenchReport(
-        "ingest",
-        results,
-        ceiling=CEILING,
-        quick=bench.quick,
-        machine=machine,
-        wall_seconds=time.monotonic() - started,
+    return BenchReport.finished(
+        "ingest", results, started=started, machine=machine, ceiling=CEILING, quick=bench.quick
     )

@@ -1,7 +1,8 @@
 """Peers measured in a virtualenv of their own (tensorflow-io, Quix Streams).
 
 Each virtualenv is built once and cached; the peer then runs as a subprocess that answers with
-one JSON line.
+one JSON line (`run_peer_script`; the Kafka Streams JVM of `lakeless.bench._jvm` answers the
+same way, `run_json_command`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,25 +82,26 @@ def ensure_venv(
     return python
 
 
-def run_peer_script(
+def run_json_command(
     name: str,
-    python: Path,
-    script: Path,
-    args: dict[str, Any],
+    command: Sequence[str],
     *,
     timeout: float,
-    env: dict[str, str],
+    input_text: str | None = None,
+    env: dict[str, str] | None = None,
     cwd: Path | None = None,
 ) -> dict[str, Any] | BenchResult:
-    """Run ``script`` with ``args`` as JSON on stdin; its last stdout line (JSON) is the answer.
+    """Run ``command``, ``input_text`` on its stdin; its last stdout line (JSON) is the answer.
 
     Returns:
-        The answer, or a failed `BenchResult` named ``name`` saying why.
+        The answer, or a failed `BenchResult` named ``name`` saying why (timed out, or its exit
+        status and the end of its stderr).
     """
     try:
         done = subprocess.run(
-            [str(python), str(script)],
-            input=json.dumps(args),
+            list(command),
+            input=input_text,
+            stdin=subprocess.DEVNULL if input_text is None else None,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -116,3 +118,43 @@ def run_peer_script(
         )
     answer: dict[str, Any] = json.loads(lines[-1])
     return answer
+
+
+def run_peer_script(
+    name: str,
+    python: Path,
+    script: Path,
+    args: dict[str, Any],
+    *,
+    timeout: float,
+    keep: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    **extra: Any,
+) -> BenchResult:
+    """Run a peer's ``script`` with ``args`` as JSON on stdin: the result named ``name``.
+
+    The script answers with one JSON line ``{"events", "seconds", "complete", ...}`` (its last
+    line on stdout). It sees this process' environment plus ``env``, without ``PYTHONPATH``
+    and with no user site directory: only its virtualenv's packages, none of lakeless'.
+
+    Returns:
+        ``events`` in ``seconds`` with ``complete``, the answer's ``keep`` keys and ``extra``
+        in ``extra``; or a failed result saying why (timed out, the exit status and the end
+        of stderr).
+    """
+    isolated = {**os.environ, "PYTHONNOUSERSITE": "1", **(env or {})}
+    isolated.pop("PYTHONPATH", None)
+    command = [str(python), str(script)]
+    out = run_json_command(
+        name, command, timeout=timeout, input_text=json.dumps(args), env=isolated, cwd=cwd
+    )
+    if isinstance(out, BenchResult):
+        return out
+    kept = {key: out.get(key) for key in keep}
+    return BenchResult(
+        name,
+        int(out["events"]),
+        float(out["seconds"]),
+        {"complete": bool(out["complete"]), **kept, **extra},
+    )

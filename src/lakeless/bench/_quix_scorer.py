@@ -26,8 +26,9 @@ import sys
 import time
 from typing import Any
 
-#: Offset and count of the float64 features in a sensor-clean v1 record (version, ts, seq).
-_FEATURES_AT = 1 + 8 + 8
+#: Offset and count of the float64 features in a car-fleet clean record (layout 2: version,
+#: fingerprint, ts, seq); the driver sends them as ``features_at`` and ``n_features``.
+_FEATURES_AT = 1 + 8 + 8 + 8
 _N_FEATURES = 18
 
 
@@ -46,6 +47,8 @@ def main() -> None:
     input_name = session.get_inputs()[0].name
     threshold = float(args["threshold"])
     expected = int(args["expected"])
+    features_at = int(args.get("features_at", _FEATURES_AT))
+    n_features = int(args.get("n_features", _N_FEATURES))
     app = Application(
         broker_address=args["servers"],
         consumer_group=args["group_id"],
@@ -59,7 +62,7 @@ def main() -> None:
     def score(value: bytes) -> dict[str, Any]:
         if state["n"] == 0:
             state["first"] = time.perf_counter()
-        x = np.frombuffer(value, "<f8", _N_FEATURES, _FEATURES_AT).astype(np.float32)
+        x = np.frombuffer(value, "<f8", n_features, features_at).astype(np.float32)
         outputs = session.run(None, {input_name: x[None]})
         result = {"score": float(outputs[0].reshape(-1)[0])}
         state["n"] += 1

@@ -23,13 +23,14 @@ import json
 import os
 import platform
 import sys
+import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 if TYPE_CHECKING:
     from rich.table import Table
 
-__all__ = ["BenchReport", "BenchResult", "machine_info"]
+__all__ = ["BenchReport", "BenchResult", "machine_info", "skipped"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,16 @@ class BenchResult:
         }
 
 
+def skipped(name: str, reason: str, **extra: Any) -> BenchResult:
+    """A result that was not measured, and why (its rate is 0; ratios leave it out).
+
+    Example:
+        >>> skipped("tensorflow-io", "--no-tfio").extra
+        {'skipped': True, 'reason': '--no-tfio'}
+    """
+    return BenchResult(name, 0, 0.0, {"skipped": True, "reason": reason, **extra})
+
+
 def machine_info() -> dict[str, Any]:
     """What the numbers were measured on: CPUs, memory, load, OS and Python."""
     info: dict[str, Any] = {"cpu_count": os.cpu_count()}
@@ -102,6 +113,37 @@ class BenchReport:
     quick: bool = False
     machine: dict[str, Any] = field(default_factory=machine_info)
     wall_seconds: float = 0.0
+
+    @classmethod
+    def finished(
+        cls,
+        suite: str,
+        results: list[BenchResult],
+        *,
+        started: float,
+        machine: dict[str, Any],
+        ceiling: str | None = None,
+        quick: bool = False,
+    ) -> Self:
+        """The report of a suite run that began at ``started`` (`time.monotonic`) and just ended.
+
+        ``machine`` (`machine_info` from before the run, plus what the suite adds) gains
+        ``load_avg_1m_after``, the load as the run ends; ``wall_seconds`` runs from ``started``.
+
+        Example:
+            >>> report = BenchReport.finished("x", [], started=time.monotonic(), machine={})
+            >>> list(report.machine), report.wall_seconds < 60
+            (['load_avg_1m_after'], True)
+        """
+        machine = {**machine, "load_avg_1m_after": machine_info().get("load_avg_1m")}
+        return cls(
+            suite,
+            results,
+            ceiling=ceiling,
+            quick=quick,
+            machine=machine,
+            wall_seconds=time.monotonic() - started,
+        )
 
     @property
     def ceiling_per_s(self) -> float | None:

@@ -38,8 +38,9 @@ import sys
 import time
 from typing import Any
 
-#: Offset of the 18 float64 features in a sensor-clean v1 record: version byte, ts, seq.
-FEATURES_AT = 1 + 8 + 8
+#: Offset of the 18 float64 features in a car-fleet clean record (layout 2: version byte,
+#: fingerprint, ts, seq); the driver sends it as ``features_at`` (and ``features_bytes``).
+FEATURES_AT = 1 + 8 + 8 + 8
 #: Bytes of the 18 float64 features.
 FEATURES_BYTES = 18 * 8
 
@@ -53,9 +54,11 @@ def measure(args: dict[str, Any]) -> dict[str, Any]:
     expected = int(args["expected"])
     batch = int(args.get("batch", 8192))
     configuration = ["auto.offset.reset=earliest", *args.get("configuration", [])]
+    features_at = int(args.get("features_at", FEATURES_AT))
+    features_bytes = int(args.get("features_bytes", FEATURES_BYTES))
 
     def decode(message: Any, _key: Any) -> Any:
-        block = tf.strings.substr(message, FEATURES_AT, FEATURES_BYTES)
+        block = tf.strings.substr(message, features_at, features_bytes)
         return tf.cast(tf.io.decode_raw(block, tf.float64), tf.float32)
 
     started = time.perf_counter()

@@ -1,10 +1,16 @@
 """The dashboard's web app (FastAPI): one static page, a JSON API and a server-sent event stream.
 
-Routes:
+Every route but the static ones takes ``?pipeline=NAME`` (default: the pipeline the dashboard
+opened with; 404 for one it does not know). Routes:
 
 ``GET /``
     the page (``static/index.html``; ``/static/app.js`` and ``/static/style.css`` beside it,
-    shipped in the package: nothing is loaded from the internet).
+    shipped in the package: nothing is loaded from the internet). ``/?pipeline=NAME`` opens it
+    on that pipeline.
+``GET /api/pipelines``
+    every pipeline the page can show (the built-in car fleet, the registered ones), each with
+    its layout: roles, features with units and ranges, the charts (one per unit), topics,
+    consumer groups, model (see `lakeless.dashboard.PipelineView.layout`).
 ``GET /events``
     server-sent events, one ``tick`` a second: ``{"stats", "anomalies" (new since the last
     tick, newest first), "job" (the latest training job), "models_revision"}``; the first tick
@@ -13,26 +19,34 @@ Routes:
     events/s and consumer lag per stage, end offsets and rates per topic, live model versions,
     rate history (see `lakeless.dashboard.DashboardState.stats`).
 ``GET /api/anomalies?after=ID&limit=N``
-    the anomaly feed, newest first (records of ``anomalies`` plus a feed ``id``).
-``GET /api/cars``
-    the fleet from the twin: ``{"available", "count", "cars": [car state, ...], "error"}``.
-``GET /api/cars/{car_id}?readings=N&anomalies=N``
-    one car: ``{"car", "readings" (oldest first), "anomalies"}``; 404 for an unknown car.
+    the anomaly feed, newest first: records of the pipeline's anomaly topic (the schema's own
+    field names) plus a feed ``id``.
+``GET /api/entities``
+    the entities from the twin: ``{"available", "key", "count", "open", "entities": [state,
+    ...], "error"}`` (open failure episodes first; a state is `lakeless.twin.EntityState`).
+``GET /api/entities/{key}?readings=N&anomalies=N``
+    one entity: ``{"entity", "readings" (oldest first), "anomalies"}``; 404 when unknown.
+``GET /api/cars``, ``GET /api/cars/{key}``
+    the same, under the names the car fleet has always used.
 ``GET /api/models``
-    registry versions, newest first, with stage, metrics, lineage, params and ``report_image``
-    (the URL of the training report's PNG when this host has it), and the live version per name.
+    the pipeline's registry versions, newest first, with stage, metrics, lineage, params and
+    ``report_image`` (the URL of the training report's PNG when this host has it), and the
+    live version per name.
 ``GET /api/models/{name}/{version}/report.png``
     that PNG (404 when not on this host).
-``POST /api/train`` ``{"minutes": N}``
-    start training on the last N minutes and promoting the result (202 with the job; 409 while
-    one runs); ``GET /api/train`` lists jobs, ``GET /api/train/{job_id}`` shows one.
-``GET /api/health``
-    ``{"status": "ok", ...}``.
+``POST /api/train`` ``{"minutes": N, "pipeline": NAME}``
+    start training the pipeline's model on its last N minutes and promoting the result (202
+    with the job; 409 while one runs); ``GET /api/train`` lists jobs, ``GET /api/train/{id}``
+    shows one.
+``GET /api/config``, ``GET /api/health``
+    the page's settings; ``{"status": "ok", ...}``.
+``GET /healthz``
+    ``{"status": "ok"}`` and nothing else: the one path open without the token, for probes.
 
 Example:
     >>> from fastapi.testclient import TestClient
     >>> from lakeless.config import Settings
-    >>> app = create_app(Settings(), DashboardSettings(collect=False))
+    >>> app = create_app(Settings(dashboard={"collect": False}))
     >>> with TestClient(app) as client:
     ...     client.get("/api/stats").json()["stages"][0]["name"]
     'ingest'
@@ -45,25 +59,24 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from lakeless.config import Settings
 from lakeless.dashboard._collector import KafkaCollector
 from lakeless.dashboard._jobs import JobBusyError, TrainJob, TrainJobs
-from lakeless.dashboard._state import STAGES, DashboardState, StageSpec
-from lakeless.dashboard._twin import TwinReader
+from lakeless.dashboard._views import PipelineView, PipelineViews
 from lakeless.errors import LakelessError
+from lakeless.pipeline import Pipeline
 
-__all__ = ["STATIC_DIR", "DashboardSettings", "create_app"]
+__all__ = ["STATIC_DIR", "create_app"]
 
 #: The page's files, shipped inside the package.
 STATIC_DIR: Final = Path(__file__).parent / "static"
@@ -71,104 +84,52 @@ STATIC_DIR: Final = Path(__file__).parent / "static"
 _FIRST_ANOMALIES: Final = 50
 
 
-class DashboardSettings(BaseSettings):
-    """The dashboard's own settings, from ``LAKELESS_DASHBOARD__*`` (e.g. ``..._PORT``).
+def _view_of(views: PipelineViews, pipeline: str | None) -> PipelineView:
+    view = views.get(pipeline)
+    if view is None:
+        known = ", ".join(v.name for v in views.all())
+        raise HTTPException(404, f"unknown pipeline {pipeline!r} (known: {known})")
+    return view
 
-    Attributes:
-        host: interface to listen on.
-        port: TCP port (0: any free one).
-        twin_url: the twin's database (``sqlite:///...`` or ``postgresql://...``); ``None``:
-            the twin's default, ``sqlite:///<data_dir>/twin.sqlite``.
-        model: registry name of the model the page follows and the train button trains.
-        preprocess_group: consumer group of the preprocess stage.
-        score_group: consumer group of the score stage.
-        twin_group: consumer group of the twin stage.
-        collect: read Kafka (off: the state is fed by hand, for tests).
-        interval: seconds between two offset readings and two pushed events.
-        rate_window: seconds a rate is averaged over.
-        models_interval: seconds between two registry refreshes.
-        backfill: anomalies per partition shown from before the dashboard started.
-        max_anomalies: anomalies kept for the feed.
-        train_enabled: show the train button and accept ``POST /api/train``.
-        train_minutes: the window the page proposes.
-        train_epochs: ``--epochs`` for the trainer (``None``: its default or
-            ``LAKELESS_TRAIN_EPOCHS``).
-        car_readings: readings a car's charts show.
-    """
 
-    model_config = SettingsConfigDict(
-        env_prefix="LAKELESS_DASHBOARD__", frozen=True, extra="forbid"
-    )
+def _view(request: Request, pipeline: Annotated[str | None, Query()] = None) -> PipelineView:
+    """The view of the ``?pipeline=`` of a request (the opening pipeline without one)."""
+    return _view_of(request.app.state.views, pipeline)
 
-    host: str = "127.0.0.1"
-    port: int = Field(default=8080, ge=0, le=65535)
-    twin_url: str | None = None
-    model: str = Field(default="car-autoencoder", min_length=1)
-    preprocess_group: str = "lakeless-preprocess"
-    score_group: str = "lakeless-score"
-    twin_group: str = "lakeless-twin"
-    collect: bool = True
-    interval: float = Field(default=1.0, gt=0, le=60)
-    rate_window: float = Field(default=3.0, gt=0)
-    models_interval: float = Field(default=5.0, gt=0)
-    backfill: int = Field(default=20, ge=0)
-    max_anomalies: int = Field(default=500, ge=1)
-    train_enabled: bool = True
-    train_minutes: float = Field(default=10.0, gt=0)
-    train_epochs: int | None = Field(default=None, ge=1)
-    car_readings: int = Field(default=300, ge=1, le=10_000)
 
-    def stages(self) -> list[StageSpec]:
-        """`lakeless.dashboard.STAGES` with these group names."""
-        groups = {
-            "preprocess": self.preprocess_group,
-            "score": self.score_group,
-            "twin": self.twin_group,
-        }
-        return [StageSpec(s.name, groups.get(s.name, s.group), s.reads, s.writes) for s in STAGES]
+#: A route parameter: the pipeline the request asks about.
+View = Annotated[PipelineView, Depends(_view)]
 
 
 class TrainRequest(BaseModel):
     """Body of ``POST /api/train``."""
 
     minutes: float = Field(gt=0, le=7 * 24 * 60)
+    pipeline: str | None = None
 
 
 def create_app(
     settings: Settings,
-    config: DashboardSettings | None = None,
+    pipelines: Sequence[Pipeline] | None = None,
     *,
-    state: DashboardState | None = None,
     closing: threading.Event | None = None,
 ) -> FastAPI:
     """The dashboard app.
 
     Args:
-        settings: Kafka connection, topic names and ``data_dir`` (reports, default twin).
-        config: the dashboard's settings.
-        state: the state to show (a new one by default); with ``config.collect`` a
-            `KafkaCollector` feeds it from the app's start to its end.
+        settings: Kafka connection, topic names, ``data_dir`` (reports, the twin's default
+            files), the pipeline it opens with and ``settings.dashboard``.
+        pipelines: the pipelines to show, the opening one first (default: the built-in car
+            fleet); with ``settings.dashboard.collect``, pipelines registered later appear.
         closing: set when the server shuts down: open event streams end then.
 
     Returns:
-        The app; ``app.state`` holds ``dashboard`` (`DashboardState`), ``jobs``
-        (`TrainJobs`), ``twin`` (`TwinReader`) and, while running, ``collector``.
+        The app; ``app.state`` holds ``views`` (`PipelineViews`), ``jobs`` (`TrainJobs`) and,
+        while running, ``collector``.
     """
-    config = config or DashboardSettings()
-    topics = settings.topics
-    state = state or DashboardState(
-        config.stages(),
-        {
-            "raw": topics.raw,
-            "clean": topics.clean,
-            "dlq": topics.dlq,
-            "anomalies": topics.anomalies,
-        },
-        rate_window=config.rate_window,
-        max_anomalies=config.max_anomalies,
-    )
+    config = settings.dashboard
+    views = PipelineViews(settings, pipelines or [Pipeline.builtin(settings)])
     closing = closing or threading.Event()
-    twin = TwinReader(config.twin_url or f"sqlite:///{settings.data_dir / 'twin.sqlite'}")
     holder: dict[str, KafkaCollector] = {}
 
     def finished(_job: TrainJob) -> None:
@@ -177,7 +138,6 @@ def create_app(
 
     jobs = TrainJobs(
         settings,
-        model=config.model,
         extra_args=["--epochs", str(config.train_epochs)] if config.train_epochs else [],
         on_finish=finished,
     )
@@ -186,13 +146,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         collector = None
         if config.collect:
-            collector = KafkaCollector(
-                settings,
-                state,
-                interval=config.interval,
-                models_interval=config.models_interval,
-                backfill=config.backfill,
-            ).start()
+            collector = KafkaCollector(settings, views).start()
             holder["collector"] = collector
             app.state.collector = collector
         try:
@@ -202,28 +156,32 @@ def create_app(
             await run_in_threadpool(jobs.cancel_all)
             if collector is not None:
                 await run_in_threadpool(collector.stop)
-            await run_in_threadpool(twin.close)
+            await run_in_threadpool(views.close)
 
     app = FastAPI(
         title="lakeless dashboard",
-        summary="Live throughput, lag, anomalies, cars and models of a lakeless pipeline.",
+        summary="Live throughput, lag, anomalies, entities and models of lakeless pipelines.",
         lifespan=lifespan,
     )
-    app.state.dashboard = state
+    app.state.views = views
     app.state.jobs = jobs
-    app.state.twin = twin
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
-    def page_config() -> dict[str, Any]:
+    def view_of(pipeline: str | None) -> PipelineView:
+        return _view_of(views, pipeline)
+
+    def page_config(view: PipelineView) -> dict[str, Any]:
         return {
-            "model": config.model,
-            "train_enabled": config.train_enabled,
+            "pipeline": view.name,
+            "default_pipeline": views.default,
+            "model": view.model,
+            "train_enabled": config.train,
             "train_minutes": config.train_minutes,
-            "car_readings": config.car_readings,
+            "readings": config.readings,
             "interval": config.interval,
-            "topics": state.topics,
+            "topics": view.state.topics,
             "bootstrap_servers": settings.kafka.bootstrap_servers,
-            "twin": twin.describe(),
+            "twin": view.twin.describe(),
         }
 
     @app.get("/", include_in_schema=False)
@@ -231,57 +189,72 @@ def create_app(
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
     @app.get("/api/health")
-    def health() -> dict[str, Any]:
-        return {"status": "ok", "collecting": config.collect, **page_config()}
+    def health(view: View) -> dict[str, Any]:
+        return {"status": "ok", "collecting": config.collect, **page_config(view)}
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
 
     @app.get("/api/config")
-    def page_settings() -> dict[str, Any]:
-        return page_config()
+    def page_settings(view: View) -> dict[str, Any]:
+        return page_config(view)
+
+    @app.get("/api/pipelines")
+    def pipelines_list() -> dict[str, Any]:
+        return {"default": views.default, "pipelines": [v.layout() for v in views.all()]}
 
     @app.get("/api/stats")
-    def stats() -> dict[str, Any]:
-        return state.stats()
+    def stats(view: View) -> dict[str, Any]:
+        return view.state.stats()
 
     @app.get("/api/anomalies")
     def anomalies(
-        after: int = Query(0, ge=0),
-        limit: int = Query(100, ge=1, le=1000),
+        view: View,
+        after: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> dict[str, Any]:
-        items = state.anomalies(after, limit)
-        return {"count": len(items), "last_id": state.last_anomaly_id, "anomalies": items}
+        items = view.state.anomalies(after, limit)
+        return {"count": len(items), "last_id": view.state.last_anomaly_id, "anomalies": items}
 
+    @app.get("/api/entities")
     @app.get("/api/cars")
-    def cars() -> dict[str, Any]:
-        return twin.fleet()
+    def entities(view: View) -> dict[str, Any]:
+        return view.twin.entities()
 
-    @app.get("/api/cars/{car_id}")
-    def car(
-        car_id: str,
-        readings: int = Query(config.car_readings, ge=0, le=10_000),
-        anomalies: int = Query(20, ge=0, le=1000),
+    @app.get("/api/entities/{key}")
+    @app.get("/api/cars/{key}")
+    def entity(
+        view: View,
+        key: str,
+        readings: Annotated[int, Query(ge=0, le=10_000)] = config.readings,
+        anomalies: Annotated[int, Query(ge=0, le=1000)] = 20,
     ) -> dict[str, Any]:
         try:
-            found = twin.car(car_id, readings, anomalies)
+            found = view.twin.entity(key, readings, anomalies)
         except LakelessError as exc:
             raise HTTPException(503, str(exc)) from exc
         if found is None:
-            raise HTTPException(404, f"unknown car {car_id!r}")
+            raise HTTPException(404, f"unknown {view.pipeline.schema.key} {key!r}")
         return found
 
     @app.get("/api/models")
-    def models() -> dict[str, Any]:
-        view = state.models()
-        for row in view["models"]:
+    def models(view: View) -> dict[str, Any]:
+        shown = view.state.models()
+        for row in shown["models"]:
             path = _report_png(settings, row)
             row["report_image"] = (
                 f"/api/models/{row['name']}/{row['version']}/report.png" if path else None
             )
-        view["model"] = config.model
-        return view
+        shown["model"] = view.model
+        shown["pipeline"] = view.name
+        return shown
 
     @app.get("/api/models/{name}/{version}/report.png")
     def report_png(name: str, version: int) -> FileResponse:
-        row = state.summary(name, version)
+        row = next(
+            (r for v in views.all() if (r := v.state.summary(name, version)) is not None), None
+        )
         path = _report_png(settings, row) if row is not None else None
         if path is None:
             raise HTTPException(404, f"no report image of {name}:{version} on this host")
@@ -289,10 +262,11 @@ def create_app(
 
     @app.post("/api/train", status_code=202)
     def train(body: TrainRequest) -> dict[str, Any]:
-        if not config.train_enabled:
+        if not config.train:
             raise HTTPException(403, "training from the dashboard is disabled")
+        view = view_of(body.pipeline)
         try:
-            return jobs.start(body.minutes).to_dict()
+            return jobs.start(body.minutes, view.name, view.model).to_dict()
         except JobBusyError as exc:
             raise HTTPException(409, str(exc)) from exc
 
@@ -310,9 +284,12 @@ def create_app(
     @app.get("/events")
     async def events(
         request: Request,
-        after: int | None = Query(None, ge=0),
-        max_events: int | None = Query(None, ge=1),
+        view: View,
+        after: Annotated[int | None, Query(ge=0)] = None,
+        max_events: Annotated[int | None, Query(ge=1)] = None,
     ) -> StreamingResponse:
+        state = view.state
+
         async def stream() -> AsyncIterator[str]:
             sent = 0
             last_id = after

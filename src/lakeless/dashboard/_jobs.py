@@ -1,6 +1,7 @@
 """`TrainJobs`: the dashboard's "train on the last N minutes" button, as a subprocess.
 
-A job runs ``python -m lakeless train --last Nm --promote --json`` in a child process: TensorFlow
+A job runs ``python -m lakeless train --pipeline P --name MODEL --last Nm --promote --json`` in a
+child process: TensorFlow
 loads there and never in the server (the dashboard stays light and responsive, and a crash in
 training cannot take the page down). The child gets the dashboard's own settings through the
 environment (``LAKELESS_KAFKA``, ``LAKELESS_TOPICS``, ``LAKELESS_MQTT`` as JSON,
@@ -33,6 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+from lakeless._process import spawn, stop_groups
 from lakeless.config import Settings
 from lakeless.errors import LakelessError
 
@@ -59,6 +61,8 @@ class TrainJob:
     Attributes:
         id: short random id.
         minutes: the window, in minutes before the start.
+        pipeline: the pipeline whose clean topic it trains on.
+        model: the registry name it trains.
         command: the command line of the child.
         status: ``running``, ``succeeded``, ``failed`` or ``cancelled``.
         started_at: wall time (s since the epoch).
@@ -71,6 +75,8 @@ class TrainJob:
 
     id: str
     minutes: float
+    pipeline: str
+    model: str
     command: list[str]
     status: JobStatus = "running"
     started_at: float = field(default_factory=time.time)
@@ -86,6 +92,8 @@ class TrainJob:
         return {
             "id": self.id,
             "minutes": self.minutes,
+            "pipeline": self.pipeline,
+            "model": self.model,
             "status": self.status,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
@@ -122,7 +130,6 @@ class TrainJobs:
 
     Args:
         settings: what the child trains against (see `settings_env`).
-        model: registry name of the model to train.
         extra_args: more ``lakeless train`` arguments (e.g. ``["--epochs", "2"]``).
         python: the interpreter (this one by default).
         keep: finished jobs remembered.
@@ -133,14 +140,12 @@ class TrainJobs:
         self,
         settings: Settings,
         *,
-        model: str = "car-autoencoder",
         extra_args: Sequence[str] = (),
         python: str = sys.executable,
         keep: int = 20,
         on_finish: Callable[[TrainJob], None] | None = None,
     ) -> None:
         self.settings = settings
-        self.model = model
         self.extra_args = list(extra_args)
         self.python = python
         self.keep = keep
@@ -149,25 +154,27 @@ class TrainJobs:
         self._jobs: OrderedDict[str, TrainJob] = OrderedDict()
         self._processes: dict[str, subprocess.Popen[str]] = {}
 
-    def command(self, minutes: float) -> list[str]:
-        """The child's command line for a window of ``minutes``."""
+    def command(self, minutes: float, pipeline: str, model: str) -> list[str]:
+        """The child's command line for a window of ``minutes`` of ``pipeline``."""
         window = f"{minutes:g}m" if minutes >= 1 else f"{round(minutes * 60)}s"
         return [
             self.python,
             "-m",
             "lakeless",
             "train",
+            "--pipeline",
+            pipeline,
+            "--name",
+            model,
             "--last",
             window,
             "--promote",
             "--json",
-            "--name",
-            self.model,
             *self.extra_args,
         ]
 
-    def start(self, minutes: float) -> TrainJob:
-        """Start a job training on the last ``minutes``.
+    def start(self, minutes: float, pipeline: str, model: str) -> TrainJob:
+        """Start a job training ``model`` on the last ``minutes`` of ``pipeline``.
 
         Raises:
             JobBusyError: a job is running.
@@ -177,17 +184,19 @@ class TrainJobs:
             running = [j for j in self._jobs.values() if j.status == "running"]
             if running:
                 raise JobBusyError(f"training job {running[0].id} is still running")
-            job = TrainJob(id=uuid.uuid4().hex[:8], minutes=minutes, command=self.command(minutes))
+            job = TrainJob(
+                id=uuid.uuid4().hex[:8],
+                minutes=minutes,
+                pipeline=pipeline,
+                model=model,
+                command=self.command(minutes, pipeline, model),
+            )
             env = {k: v for k, v in os.environ.items() if not k.startswith(_OWNED)}
             env |= settings_env(self.settings)
             env.setdefault("PYTHONUNBUFFERED", "1")
             try:
-                process = subprocess.Popen(
-                    job.command,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                    env=env,
+                process = spawn(
+                    job.command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
                 )
             except OSError as exc:
                 raise LakelessError(f"cannot start training: {exc}") from exc
@@ -220,19 +229,14 @@ class TrainJobs:
             return list(reversed(self._jobs.values()))
 
     def cancel_all(self, timeout: float = 10.0) -> None:
-        """Stop running children (SIGTERM, then SIGKILL after ``timeout``)."""
+        """Stop running children and theirs (SIGTERM to the group, SIGKILL after ``timeout``)."""
         with self._lock:
-            processes = list(self._processes.items())
-        for job_id, process in processes:
-            if process.poll() is None:
-                logger.info("stopping training job %s", job_id)
-                process.terminate()
-                try:
-                    process.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                with self._lock:
-                    self._jobs[job_id].status = "cancelled"
+            processes = [(i, p) for i, p in self._processes.items() if p.poll() is None]
+            for job_id, _process in processes:
+                self._jobs[job_id].status = "cancelled"
+        if processes:
+            logger.info("stopping training jobs %s", ", ".join(i for i, _ in processes))
+            stop_groups([p for _, p in processes], timeout, what="training job")
 
     def _watch(self, job: TrainJob, process: subprocess.Popen[str]) -> None:
         stdout: list[str] = []

@@ -30,7 +30,7 @@ from typing import Any, Final
 import msgspec
 
 from lakeless.registry import ModelSummary
-from lakeless.score._output import Anomaly
+from lakeless.schema.outputs import AnomalyRecord
 
 __all__ = [
     "STAGES",
@@ -172,13 +172,17 @@ class DashboardState:
                 rate = stage["rate"]
                 self._history[stage["name"]].append(0.0 if rate is None else rate)
 
-    def add_anomalies(self, anomalies: Iterable[Anomaly | Mapping[str, Any]]) -> int:
-        """Append anomalies (records of ``anomalies`` or their dicts) to the feed."""
+    def add_anomalies(self, anomalies: Iterable[AnomalyRecord | Mapping[str, Any]]) -> int:
+        """Append anomaly records (or their JSON dicts) to the feed.
+
+        A feed entry is the record as its topic holds it (the schema's own field names:
+        ``car_id``, ``ts``, ... for the car fleet) plus a feed ``id``.
+        """
         added = 0
         with self._lock:
             for anomaly in anomalies:
                 item = (
-                    msgspec.to_builtins(anomaly) if isinstance(anomaly, Anomaly) else dict(anomaly)
+                    dict(anomaly) if isinstance(anomaly, Mapping) else msgspec.to_builtins(anomaly)
                 )
                 self._feed.seq += 1
                 self._feed.total += 1

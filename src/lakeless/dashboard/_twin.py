@@ -1,35 +1,43 @@
-"""`TwinReader`: the dashboard's read-only view of the twin database.
+"""`TwinReader`: the dashboard's read-only view of one pipeline's twin.
 
-The connection is opened on first use, not at start-up, so the page works (and says so) before
-the twin stage has created its database; a SQLite file that does not exist yet is reported as
-"not available" instead of being created empty. One connection serves every request, one at a
-time (a `lakeless.twin.TwinStore` must not be used concurrently); SQLite's WAL mode lets it read
-while the twin stage writes.
+It opens the twin with `lakeless.twin.open_store` in read-only mode, which runs no DDL and
+writes nothing, on first use rather than at start-up: the page works (and says so) before the
+twin stage has created its database or tables, and a SQLite file that does not exist yet is
+reported as "not available" instead of being created empty. One connection serves every request,
+one at a time (a `lakeless.twin.TwinStore` must not be used concurrently); SQLite's WAL mode lets
+it read while the twin stage writes. A failed read closes the connection; the next one reopens.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from pathlib import Path
 from typing import Any
 
 from lakeless.errors import LakelessError
-from lakeless.twin import TwinStore
+from lakeless.schema import PipelineSchema
+from lakeless.twin import TwinStore, open_store
 
 __all__ = ["TwinReader"]
 
 
 class TwinReader:
-    """Answers fleet and car queries from the twin at ``url``.
+    """Answers entity queries from a pipeline's twin at ``url``.
 
     Args:
         url: ``sqlite:///path``, a plain path, or ``postgresql://...``.
-        max_cars: most cars `fleet` returns (the ones in an open episode first).
+        schema: the pipeline's schema.
+        pipeline: the pipeline's name (its tables).
+        max_entities: most entities `entities` returns (the ones in an open episode first).
     """
 
-    def __init__(self, url: str, *, max_cars: int = 2000) -> None:
+    def __init__(
+        self, url: str, schema: PipelineSchema, pipeline: str, *, max_entities: int = 2000
+    ) -> None:
         self.url = url
-        self.max_cars = max_cars
+        self.schema = schema
+        self.pipeline = pipeline
+        self.max_entities = max_entities
         self._lock = threading.Lock()
         self._store: TwinStore | None = None
 
@@ -40,65 +48,73 @@ class TwinReader:
             return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
         return self.url
 
-    def _sqlite_path(self) -> Path | None:
-        if self.url.startswith(("postgresql://", "postgres://")):
-            return None
-        path = self.url.removeprefix("sqlite:///")
-        return None if path == ":memory:" else Path(path)
-
-    def _open(self) -> TwinStore | None:
+    def _open(self) -> TwinStore:
         if self._store is None:
-            path = self._sqlite_path()
-            if path is not None and not path.exists():
-                return None
-            self._store = TwinStore.open(self.url)
+            self._store = open_store(self.url, self.schema, self.pipeline, read_only=True)
         return self._store
 
-    def fleet(self) -> dict[str, Any]:
-        """``{"available", "count", "cars", "open", "error"}``; never raises."""
+    def entities(self) -> dict[str, Any]:
+        """``{"available", "key", "count", "open", "entities", "error"}``; never raises."""
         with self._lock:
             try:
                 store = self._open()
-                if store is None:
-                    return _unavailable(f"no twin database at {self.describe()} yet")
-                cars = [car.to_dict() for car in store.fleet()]
+                if not store.ready():
+                    return _unavailable(
+                        self.schema, f"no twin of {self.pipeline} in {self.describe()} yet"
+                    )
+                states = [state.to_dict() for state in store.all_entities()]
             except LakelessError as exc:
-                return _unavailable(str(exc))
-        cars.sort(key=lambda c: (not c["episode_open"], c["car_id"]))
+                self._reset()
+                return _unavailable(self.schema, str(exc))
+        states.sort(key=lambda s: (not s["episode_open"], s["key"]))
         return {
             "available": True,
-            "count": len(cars),
-            "open": sum(1 for c in cars if c["episode_open"]),
-            "cars": cars[: self.max_cars],
+            "key": self.schema.key,
+            "count": len(states),
+            "open": sum(1 for s in states if s["episode_open"]),
+            "entities": states[: self.max_entities],
             "error": None,
         }
 
-    def car(self, car_id: str, readings: int, anomalies: int) -> dict[str, Any] | None:
-        """One car with its recent readings and anomalies (``None``: unknown car).
+    def entity(self, key: str, readings: int, anomalies: int) -> dict[str, Any] | None:
+        """One entity with its recent readings and anomalies (``None``: unknown entity).
 
         Raises:
             LakelessError: the twin cannot be read.
         """
         with self._lock:
-            store = self._open()
-            if store is None:
-                return None
-            state = store.car(car_id)
-            if state is None:
-                return None
-            return {
-                "car": state.to_dict(),
-                "readings": [r.to_dict() for r in store.recent_readings(car_id, readings)],
-                "anomalies": [a.to_dict() for a in store.recent_anomalies(car_id, anomalies)],
-            }
+            try:
+                store = self._open()
+                state = store.entity(key)
+                if state is None:
+                    return None
+                return {
+                    "entity": state.to_dict(),
+                    "readings": [r.to_dict() for r in store.recent_readings(key, readings)],
+                    "anomalies": [a.to_dict() for a in store.recent_anomalies(key, anomalies)],
+                }
+            except LakelessError:
+                self._reset()
+                raise
+
+    def _reset(self) -> None:
+        if self._store is not None:
+            with contextlib.suppress(Exception):  # a broken connection may fail to close
+                self._store.close()
+            self._store = None
 
     def close(self) -> None:
         """Close the connection (a later query opens it again)."""
         with self._lock:
-            if self._store is not None:
-                self._store.close()
-                self._store = None
+            self._reset()
 
 
-def _unavailable(reason: str) -> dict[str, Any]:
-    return {"available": False, "count": 0, "open": 0, "cars": [], "error": reason}
+def _unavailable(schema: PipelineSchema, reason: str) -> dict[str, Any]:
+    return {
+        "available": False,
+        "key": schema.key,
+        "count": 0,
+        "open": 0,
+        "entities": [],
+        "error": reason,
+    }

@@ -1,110 +1,36 @@
-"""``lakeless dashboard``: serve the live web page of the pipeline."""
+"""``lakeless dashboard``: serve the live web page of the pipelines."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING
 
-import typer
-from rich.console import Console
+from lakeless._cli import console, settings_command
 
-
-def _env(name: str) -> str:
-    return f"LAKELESS_DASHBOARD__{name}"
+if TYPE_CHECKING:
+    from lakeless.config import Settings
 
 
-def dashboard(
-    host: Annotated[str, typer.Option(envvar=_env("HOST"), help="Interface to listen on.")] = (
-        "127.0.0.1"
-    ),
-    port: Annotated[
-        int, typer.Option(envvar=_env("PORT"), min=0, max=65535, help="TCP port.")
-    ] = 8080,
-    twin_db: Annotated[
-        str | None,
-        typer.Option(
-            envvar=[_env("TWIN_URL"), "LAKELESS_TWIN__URL"],
-            help="The twin's database: sqlite:///path (default: sqlite:///<data_dir>/"
-            "twin.sqlite) or postgresql://user:password@host:port/db.",
-        ),
-    ] = None,
-    model: Annotated[
-        str,
-        typer.Option(
-            envvar=_env("MODEL"),
-            help="Registry name of the model to follow and to train with the button.",
-        ),
-    ] = "car-autoencoder",
-    preprocess_group: Annotated[
-        str, typer.Option(envvar=_env("PREPROCESS_GROUP"), help="Preprocess consumer group.")
-    ] = "lakeless-preprocess",
-    score_group: Annotated[
-        str, typer.Option(envvar=_env("SCORE_GROUP"), help="Score consumer group.")
-    ] = "lakeless-score",
-    twin_group: Annotated[
-        str, typer.Option(envvar=_env("TWIN_GROUP"), help="Twin consumer group.")
-    ] = "lakeless-twin",
-    interval: Annotated[
-        float,
-        typer.Option(
-            envvar=_env("INTERVAL"),
-            min=0.1,
-            max=60,
-            help="Seconds between two readings of the offsets (and two page updates).",
-        ),
-    ] = 1.0,
-    train_minutes: Annotated[
-        float,
-        typer.Option(
-            envvar=_env("TRAIN_MINUTES"), min=0.1, help="Training window the page proposes."
-        ),
-    ] = 10.0,
-    train_epochs: Annotated[
-        int | None,
-        typer.Option(
-            envvar=_env("TRAIN_EPOCHS"),
-            min=1,
-            help="Epochs of a training run started from the page [lakeless train's default].",
-        ),
-    ] = None,
-    no_train: Annotated[
-        bool,
-        typer.Option(
-            "--no-train", envvar=_env("NO_TRAIN"), help="Hide the train button (read-only page)."
-        ),
-    ] = False,
-    timeout: Annotated[
-        float | None,
-        typer.Option(envvar=_env("TIMEOUT"), help="Stop after S seconds (default: until SIGTERM)."),
-    ] = None,
-) -> None:
-    """Serve the live dashboard: events/s and lag per stage, anomalies, cars, models, training.
+@settings_command("dashboard")
+def dashboard(settings: Settings) -> None:
+    """Serve the live dashboard: events/s and lag per stage, anomalies, entities, models, training.
 
-    One page, no internet needed: open http://HOST:PORT/ in a browser. JSON under /api
-    (/api/stats, /api/anomalies, /api/cars, /api/cars/{car_id}, /api/models, POST /api/train)
-    and a server-sent event stream at /events. Stops on SIGTERM/SIGINT or after --timeout.
+    One page, no internet needed: open http://HOST:PORT/ in a browser. It opens on --pipeline
+    and switches to any registered pipeline; the entity table and charts follow that pipeline's
+    schema. JSON under /api (/api/pipelines, /api/stats, /api/anomalies, /api/entities,
+    /api/entities/{key}, /api/models, POST /api/train; ?pipeline=NAME) and a server-sent event
+    stream at /events. The twin is read through a read-only connection. Stops on
+    SIGTERM/SIGINT or after --timeout.
     """
-    from lakeless.config import load_settings
-    from lakeless.dashboard import DashboardSettings, run_dashboard
-    from lakeless.lifecycle import RunLimits
+    from lakeless.dashboard import dashboard_server
+    from lakeless.pipeline import resolve_pipeline
 
-    settings = load_settings()
-    config = DashboardSettings(
-        host=host,
-        port=port,
-        twin_url=twin_db or None,
-        model=model,
-        preprocess_group=preprocess_group,
-        score_group=score_group,
-        twin_group=twin_group,
-        interval=interval,
-        train_enabled=not no_train,
-        train_minutes=train_minutes,
-        train_epochs=train_epochs,
-    )
-    console = Console(stderr=True)
+    config = settings.dashboard
+    pipeline = resolve_pipeline(settings)
+    server = dashboard_server(settings, [pipeline])
+    twin = config.twin_url or settings.twin.database_url(settings.data_dir, pipeline.name)
     console.print(
-        f"dashboard: http://{host}:{port}/ (Kafka {settings.kafka.bootstrap_servers}, "
-        f"twin {config.twin_url or 'sqlite:///' + str(settings.data_dir / 'twin.sqlite')})"
+        f"dashboard: http://{config.host}:{config.port}/ (pipeline {pipeline.name}, Kafka "
+        f"{settings.kafka.bootstrap_servers}, twin {twin.rsplit('@', 1)[-1]})"
     )
-    reason = run_dashboard(settings, config, RunLimits(timeout=timeout))
+    reason = server.run()
     console.print(f"dashboard: stopped ({reason})")

@@ -12,10 +12,10 @@ In a notebook::
     ds = KafkaDataset(window=Window.last("30m"))
     x = ds.features()                    # or ds.to_pandas(), ds.to_tf_dataset(), ds.to_torch()
 
-A bad record inside the window (not ``sensor-clean`` v1) stops the read with a `BadRecordError`
-naming ``topic[partition]@offset`` and carrying the raw bytes: skipping it would quietly change
-the training data, and ``sensor-clean`` is written only by the preprocessor, so such a record is
-a bug to look at, not noise.
+A bad record inside the window (not a clean record of the pipeline's schema) stops the read
+with a `BadRecordError` naming ``topic[partition]@offset`` and carrying the raw bytes: skipping
+it would quietly change the training data, and the clean topic is written only by the
+preprocessor, so such a record is a bug to look at, not noise.
 
 Example:
     >>> window = Window.between("2024-05-01T08:00Z", "2024-05-01T09:00Z")
@@ -26,7 +26,6 @@ Example:
 """
 
 from lakeless.dataset._dataset import KafkaDataset, rebatch
-from lakeless.dataset._decode import Decoder, features
 from lakeless.dataset._reader import READ_CONFIG, BadRecordError
 from lakeless.dataset._window import (
     DatasetError,
@@ -40,11 +39,9 @@ __all__ = [
     "READ_CONFIG",
     "BadRecordError",
     "DatasetError",
-    "Decoder",
     "KafkaDataset",
     "ResolvedWindow",
     "Window",
-    "features",
     "parse_duration",
     "rebatch",
     "to_millis",

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 import numpy as np
 
 from lakeless.config import KafkaSettings, load_settings
-from lakeless.dataset._decode import HEAD, concat, features, take
 from lakeless.dataset._reader import WindowReader, consumer_config, follow
 from lakeless.dataset._window import DatasetError, ResolvedWindow, Window
 from lakeless.lifecycle import RunLimits, Stopper
-from lakeless.schema import FEATURES, CleanBatch
+from lakeless.pipeline import Pipeline
+from lakeless.schema import CleanBatch, concat, empty_batch
 
 if TYPE_CHECKING:
     import pandas as pd  # type: ignore[import-untyped, unused-ignore]
@@ -25,8 +25,9 @@ logger = logging.getLogger(__name__)
 _ALL: Final = Window.all()
 #: Records per block handed from Python to tf.data.
 _TF_BLOCK: Final = 16_384
-#: Memory a cached record takes: the numeric block plus three list slots (strings are shared).
-CACHED_RECORD_BYTES: Final = HEAD - 1 + 3 * 8
+#: Memory a cached record needs per string field besides its numbers (a reference: the
+#: strings themselves are shared between records).
+_CACHED_STRING_BYTES: Final = 8
 
 
 def rebatch(chunks: Iterable[CleanBatch], size: int) -> Iterator[CleanBatch]:
@@ -36,8 +37,10 @@ def rebatch(chunks: Iterable[CleanBatch], size: int) -> Iterator[CleanBatch]:
     records were chunked when read, so a cached epoch and a re-read epoch batch identically.
 
     Example:
-        >>> from lakeless.schema import CLEAN_DTYPE
-        >>> chunk = CleanBatch(np.zeros(5, CLEAN_DTYPE), [], [], [])
+        >>> from lakeless.examples import car_fleet
+        >>> from lakeless.schema import empty_batch
+        >>> chunk = concat([empty_batch(car_fleet())] * 1)
+        >>> chunk = CleanBatch(chunk.schema, np.zeros(5, chunk.numeric.dtype), {})
         >>> [len(b) for b in rebatch([chunk, chunk], 4)]
         [4, 4, 2]
     """
@@ -49,7 +52,7 @@ def rebatch(chunks: Iterable[CleanBatch], size: int) -> Iterator[CleanBatch]:
         start = 0
         while start < len(chunk):
             step = min(size - count, len(chunk) - start)
-            pending.append(take(chunk, start, start + step) if step < len(chunk) else chunk)
+            pending.append(chunk.take(start, start + step) if step < len(chunk) else chunk)
             count += step
             start += step
             if count == size:
@@ -73,7 +76,7 @@ class KafkaDataset:
 
     Args:
         kafka: how to reach Kafka; ``None``: from the ``LAKELESS_*`` environment.
-        topic: a topic of ``sensor-clean`` records; ``None``: the configured clean topic.
+        topic: a topic of clean records; ``None``: the pipeline's clean topic.
         window: a `Window`, a `ResolvedWindow` (replay a recorded run), or a duration such as
             ``"30m"`` (short for ``Window.last("30m")``).
         batch_size: records per `batches` batch.
@@ -87,6 +90,8 @@ class KafkaDataset:
         readahead_bytes: per-pass buffer for partitions read ahead of the one being yielded.
         timeout: seconds without any record before a read fails.
         consumer_config: extra librdkafka properties for the reader (``{"fetch.max.bytes": ..}``).
+        pipeline: the pipeline whose records the topic holds (its schema decodes them): a
+            `Pipeline`, a name, or ``None`` for the settings' (``LAKELESS_PIPELINE``).
 
     Raises:
         DatasetError: the window cannot be resolved (unknown topic, offsets already deleted).
@@ -118,11 +123,16 @@ class KafkaDataset:
         readahead_bytes: int = 256 << 20,
         timeout: float = 60.0,
         consumer_config: Mapping[str, Any] | None = None,
+        pipeline: Pipeline | str | None = None,
     ) -> None:
-        if kafka is None or topic is None:
-            settings = load_settings()
+        if kafka is None or not isinstance(pipeline, Pipeline):
+            settings = load_settings(**({"kafka": kafka.model_dump()} if kafka else {}))
             kafka = kafka or settings.kafka
-            topic = topic or settings.topics.clean
+            if not isinstance(pipeline, Pipeline):
+                from lakeless.pipeline import resolve_pipeline
+
+                pipeline = resolve_pipeline(settings, pipeline)
+        topic = topic or pipeline.topics.clean
         if batch_size < 1:
             raise DatasetError(f"batch_size must be at least 1, got {batch_size}")
         if isinstance(window, str):
@@ -130,11 +140,14 @@ class KafkaDataset:
         if isinstance(window, ResolvedWindow):
             if window.topic != topic:
                 raise DatasetError(f"the window is of topic {window.topic!r}, not {topic!r}")
+            _check_same_cluster(kafka, window, timeout)
             resolved = window
         else:
             resolved = window.resolve(kafka, topic, timeout=timeout)
         self.kafka = kafka
         self.topic = topic
+        self.pipeline = pipeline
+        self.schema = pipeline.schema
         self.batch_size = batch_size
         self.follow = follow
         self.limits = limits
@@ -146,7 +159,11 @@ class KafkaDataset:
         if follow:
             self.cached = False
         elif cache == "auto":
-            self.cached = resolved.num_records * CACHED_RECORD_BYTES <= max_cache_bytes
+            # The decoded numbers are views of the records' heads (header included).
+            record_bytes = self.pipeline.decoder().head + _CACHED_STRING_BYTES * len(
+                self.schema.strings
+            )
+            self.cached = resolved.num_records * record_bytes <= max_cache_bytes
         else:
             self.cached = bool(cache)
         self._cache: list[CleanBatch] | None = None
@@ -155,6 +172,16 @@ class KafkaDataset:
         self.last_read_records = 0
         self.last_read_seconds = 0.0
         logger.info("dataset %s (cache %s)", resolved.describe(), self.cached)
+
+    @property
+    def schema_itemsize(self) -> int:
+        """Bytes of one record's numbers when decoded."""
+        return self.pipeline.decoder().codec.dtype.itemsize
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """The feature columns, in order (the pipeline schema's features)."""
+        return self.schema.feature_names
 
     @property
     def window(self) -> ResolvedWindow:
@@ -173,7 +200,7 @@ class KafkaDataset:
         """The window as `CleanBatch` batches of `batch_size` records, in the fixed order.
 
         Args:
-            strings: decode car id, model and failure label too; ``False`` skips them when
+            strings: decode the string fields too (key, context, label); ``False`` skips them when
                 only numbers are needed (ignored when the records come from, or go to, the
                 cache, which always holds everything).
         """
@@ -183,11 +210,18 @@ class KafkaDataset:
             return
         stopper = self.stopper or Stopper(self.limits)
         starts = {p: end for p, (_, end) in self._window.partitions.items()}
-        new = follow(self._config, self.topic, starts, stopper, strings=strings)
+        new = follow(
+            self._config,
+            self.topic,
+            starts,
+            stopper,
+            strings=strings,
+            decoder=self.pipeline.decoder(),
+        )
         for batch in chain(window, new):
             remaining = stopper.remaining
             if remaining is not None and len(batch) > remaining:
-                batch = take(batch, 0, remaining)
+                batch = batch.take(0, remaining)
             if len(batch):
                 yield batch
             stopper.add(len(batch))
@@ -212,6 +246,7 @@ class KafkaDataset:
             strings=strings,
             readahead_bytes=readahead,
             timeout=self.timeout,
+            decoder=self.pipeline.decoder(),
         )
         started = time.perf_counter()
         yield from reader
@@ -244,40 +279,39 @@ class KafkaDataset:
 
         Example:
             >>> batch = ds.to_numpy()  # doctest: +SKIP
-            >>> batch.numeric["speed"].mean(), batch.failure[:3]  # doctest: +SKIP
+            >>> batch.numeric["speed"].mean(), batch.label[:3]  # doctest: +SKIP
             (21.7, [None, None, 'battery'])
         """
-        return concat(self._all(True))
+        chunks = self._all(True)
+        return concat(chunks) if chunks else empty_batch(self.schema)
 
     def features(self, dtype: type[np.floating] = np.float32) -> np.ndarray:
-        """The feature matrix of the window, shape ``(records, len(FEATURES))``.
+        """The feature matrix of the window, shape ``(records, len(feature_names))``.
 
         Without a cache this reads only the numbers (strings are skipped).
         """
         chunks = self._all(False)
         if not chunks:
-            return np.empty((0, len(FEATURES)), dtype=dtype)
+            return np.empty((0, len(self.feature_names)), dtype=dtype)
         if len(chunks) == 1:
-            return features(chunks[0].numeric, dtype)
-        return np.concatenate([features(c.numeric, dtype) for c in chunks])
+            return chunks[0].features(dtype)
+        return np.concatenate([c.features(dtype) for c in chunks])
 
     def to_pandas(self) -> pd.DataFrame:
-        """The window as a DataFrame with the `SensorEvent` columns, in schema order.
+        """The window as a DataFrame with the schema's columns, in schema order.
 
-        ``ts`` stays int64 milliseconds since the epoch (``pd.to_datetime(df.ts, unit="ms",
+        The time stays int64 milliseconds since the epoch (``pd.to_datetime(df.ts, unit="ms",
         utc=True)`` makes times of it).
         """
         import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 
         batch = self.to_numpy()
-        columns: dict[str, Any] = {
-            "car_id": batch.car_id,
-            "ts": batch.numeric["ts"],
-            "seq": batch.numeric["seq"],
-            "model": batch.model,
-        }
-        columns.update({name: batch.numeric[name] for name in FEATURES})
-        columns["failure"] = batch.failure
+        columns: dict[str, Any] = {}
+        for name in self.schema.field_names:
+            if name in batch.strings:
+                columns[name] = batch.strings[name]
+            elif name in (batch.numeric.dtype.names or ()):
+                columns[name] = batch.numeric[name]
         return pd.DataFrame(columns)
 
     def feature_batches(
@@ -328,7 +362,7 @@ class KafkaDataset:
         def epoch() -> Iterator[np.ndarray]:
             return _train_batches(self, block, shuffle, rng, np.float32)
 
-        spec = tf.TensorSpec(shape=(None, len(FEATURES)), dtype=tf.float32)
+        spec = tf.TensorSpec(shape=(None, len(self.feature_names)), dtype=tf.float32)
         data = tf.data.Dataset.from_generator(epoch, output_signature=spec).rebatch(batch_size)
         if pairs:
             data = data.map(lambda x: (x, x))
@@ -371,6 +405,23 @@ class KafkaDataset:
         return KafkaIterable()
 
 
+def _check_same_cluster(kafka: KafkaSettings, window: ResolvedWindow, timeout: float) -> None:
+    """A window's offsets are its cluster's own: refuse to read them on another cluster."""
+    if window.cluster_id is None:  # resolved before lineages named their cluster
+        return
+    from lakeless.kafka._clients import cluster_metadata
+
+    found = cluster_metadata(kafka, min(timeout, 10.0)).cluster_id
+    if found and found != window.cluster_id:
+        where = f" ({window.bootstrap_servers})" if window.bootstrap_servers else ""
+        raise DatasetError(
+            f"the window of {window.topic} was resolved on Kafka cluster {window.cluster_id}"
+            f"{where}, but {kafka.bootstrap_servers} is cluster {found}: offsets differ between "
+            "clusters (a MirrorMaker replica numbers the same records differently); read it "
+            "where it was resolved, or resolve a new window here"
+        )
+
+
 def consumer_config_for(
     kafka: KafkaSettings, overrides: Mapping[str, Any] | None
 ) -> dict[str, Any]:
@@ -404,7 +455,7 @@ def _train_batches(
             )
         return
     for batch in dataset.batches(strings=False):
-        x = features(batch.numeric, dtype)
+        x = batch.features(dtype)
         if shuffle:
             x = x[rng.permutation(len(x))]
         for start in range(0, len(x), batch_size):

@@ -26,11 +26,10 @@ from confluent_kafka import Consumer, Message, TopicPartition
 from confluent_kafka import KafkaError as ConfluentError
 
 from lakeless.config import KafkaSettings
-from lakeless.dataset._decode import HEAD, BadValue, Decoder
 from lakeless.dataset._window import DatasetError, ResolvedWindow
 from lakeless.errors import RecordError
 from lakeless.lifecycle import Stopper
-from lakeless.schema import CleanBatch
+from lakeless.schema import BadValue, CleanBatch, Decoder
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +85,7 @@ def _gc_paused() -> Iterator[None]:
 
 
 class BadRecordError(RecordError):
-    """A record of the window is not a ``sensor-clean`` record.
+    """A record of the window is not a clean record of the pipeline's schema (``not_clean_record``).
 
     Attributes:
         topic: its topic.
@@ -95,7 +94,7 @@ class BadRecordError(RecordError):
     """
 
     def __init__(self, topic: str, partition: int, offset: int, raw: bytes | None, why: str):
-        super().__init__("not_sensor_clean", f"{topic}[{partition}]@{offset}: {why}", raw)
+        super().__init__("not_clean_record", f"{topic}[{partition}]@{offset}: {why}", raw)
         self.topic = topic
         self.partition = partition
         self.offset = offset
@@ -130,6 +129,7 @@ class WindowReader:
         readahead_bytes: int | None = None,
         timeout: float = 60.0,
         consumer_factory: Callable[[dict[str, Any]], Consumer] = Consumer,
+        decoder: Decoder,
     ) -> None:
         self.config = dict(config)
         self._make_consumer = consumer_factory
@@ -139,7 +139,7 @@ class WindowReader:
         self.timeout = timeout
         self.records = 0
         self.bytes = 0
-        self._decoder = Decoder()
+        self._decoder = decoder
         self._parts = {
             p: _Partition(p, start, end, start)
             for p, (start, end) in sorted(window.partitions.items())
@@ -233,7 +233,7 @@ class WindowReader:
             part.buffered += batch.numeric.nbytes
             part.next = run[-1].offset() + 1
             self.records += len(batch)
-            self.bytes += len(batch) * HEAD
+            self.bytes += len(batch) * self._decoder.head
         if last >= part.end - 1:
             self._finish(consumer, part)
 
@@ -286,6 +286,7 @@ def follow(
     stopper: Stopper,
     *,
     strings: bool = True,
+    decoder: Decoder,
 ) -> Iterator[CleanBatch]:
     """Yield new records from ``starts`` on, as they arrive, until ``stopper`` says stop.
 
@@ -293,7 +294,6 @@ def follow(
     stream has no replayable order, so this part of a dataset is never cached.
     """
     consumer = Consumer({**config, "enable.partition.eof": False})
-    decoder = Decoder()
     try:
         consumer.assign([TopicPartition(topic, p, offset) for p, offset in sorted(starts.items())])
         while not stopper.done:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
@@ -230,7 +230,10 @@ class Window:
         own = isinstance(source, KafkaSettings)
         consumer = _resolver(source) if isinstance(source, KafkaSettings) else source
         try:
-            return self._resolve(consumer, topic, now, timeout)
+            resolved = self._resolve(consumer, topic, now, timeout)
+            if own:
+                resolved = replace(resolved, bootstrap_servers=source.bootstrap_servers)
+            return resolved
         except KafkaException as exc:
             raise DatasetError(f"cannot resolve {self.describe()} on {topic}: {exc}") from exc
         finally:
@@ -238,7 +241,8 @@ class Window:
                 consumer.close()
 
     def _resolve(self, consumer: Consumer, topic: str, now: int, timeout: float) -> ResolvedWindow:
-        metadata = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+        cluster = consumer.list_topics(topic, timeout=timeout)
+        metadata = cluster.topics.get(topic)
         if metadata is None or metadata.error is not None:
             reason = metadata.error.str() if metadata is not None else "not found"
             raise DatasetError(f"topic {topic!r} cannot be read: {reason}")
@@ -290,6 +294,7 @@ class Window:
             end_ms=end_ms if end_ms is not None else (now if self.kind == "between" else None),
             resolved_at=now,
             spec=self.describe(),
+            cluster_id=cluster.cluster_id or None,
         )
 
 
@@ -333,6 +338,10 @@ class ResolvedWindow:
         end_ms: the window's end time, or ``None`` for offset-based windows.
         resolved_at: when the window was resolved, ms since the epoch.
         spec: the `Window` it was resolved from, described (``"last('30m')"``).
+        cluster_id: the id of the Kafka cluster whose offsets these are (``None``: unknown).
+            Offsets are the cluster's own: a MirrorMaker replica of the topic numbers the
+            same records differently.
+        bootstrap_servers: where that cluster was reached when resolving (for people).
     """
 
     topic: str
@@ -341,6 +350,8 @@ class ResolvedWindow:
     end_ms: int | None = None
     resolved_at: int = 0
     spec: str = ""
+    cluster_id: str | None = None
+    bootstrap_servers: str | None = None
 
     @property
     def num_records(self) -> int:
@@ -367,6 +378,8 @@ class ResolvedWindow:
             "resolved_at": self.resolved_at,
             "spec": self.spec,
             "num_records": self.num_records,
+            "cluster_id": self.cluster_id,
+            "bootstrap_servers": self.bootstrap_servers,
         }
 
     @classmethod
@@ -389,6 +402,8 @@ class ResolvedWindow:
                 end_ms=None if data.get("end_ms") is None else int(data["end_ms"]),
                 resolved_at=int(data.get("resolved_at", 0)),
                 spec=str(data.get("spec", "")),
+                cluster_id=_text(data.get("cluster_id")),
+                bootstrap_servers=_text(data.get("bootstrap_servers")),
             )
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
             raise DatasetError(f"not a resolved window: {data!r} ({exc!r})") from exc
@@ -408,7 +423,13 @@ class ResolvedWindow:
                 else datetime.fromtimestamp(self.end_ms / 1000, UTC).isoformat()
             )
             when = f", {start} .. {end}"
+        where = f" on {self.bootstrap_servers}" if self.bootstrap_servers else ""
         return (
-            f"{self.topic} {self.spec or 'window'}: {self.num_records} records in "
+            f"{self.topic}{where} {self.spec or 'window'}: {self.num_records} records in "
             f"{len(self.partitions)} partitions{when}"
         )
+
+
+def _text(value: Any) -> str | None:
+    """An optional text field of a saved window (``None`` stays ``None``)."""
+    return None if value is None else str(value)

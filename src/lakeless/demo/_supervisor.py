@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from lakeless._process import spawn, stop_groups
 
 logger = logging.getLogger(__name__)
 
@@ -42,30 +43,43 @@ class Supervisor:
     """Starts stages, restarts crashed ones (with a back-off), and stops them all.
 
     Each stage gets its own process group, so stopping it also stops anything it started
-    (``score --processes N``), and its output goes to ``<log_dir>/<name>.log``.
+    (``score --processes N``), and its output goes to ``<log_dir>/<name>.log``. ``connect``
+    gives each process (by name) the variables that connect it to the cluster.
     """
 
-    def __init__(self, log_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        log_dir: Path,
+        env: dict[str, str] | None = None,
+        connect: Callable[[str], dict[str, str]] | None = None,
+    ) -> None:
         self.log_dir = log_dir
-        self.env = {**os.environ, **(env or {})}
+        # The demo decides where its processes connect: inherited connection variables go.
+        inherited = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("LAKELESS_KAFKA__", "LAKELESS_MQTT__", "LAKELESS_ENV_FILE"))
+        }
+        self.env = {**inherited, **(env or {})}
+        self.connect = connect or (lambda _name: {})
         self.stages: dict[str, StageProcess] = {}
         log_dir.mkdir(parents=True, exist_ok=True)
 
     def start(self, stage: StageProcess) -> StageProcess:
         """Start ``stage`` (its log file is appended to across restarts)."""
         self.stages[stage.name] = stage
-        with (self.log_dir / f"{stage.name}.log").open("ab") as log:
-            stage.process = subprocess.Popen(
-                [sys.executable, "-m", "lakeless", *stage.args],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env={**self.env, **stage.env},
-                start_new_session=True,
-            )
+        stage.process = spawn(
+            [sys.executable, "-m", "lakeless", *stage.args],
+            log=self.log_dir / f"{stage.name}.log",
+            env={**self.env_for(stage.name), **stage.env},
+        )
         stage.started_at = time.monotonic()
         logger.info("started %s (pid %d)", stage.name, stage.process.pid)
         return stage
+
+    def env_for(self, name: str) -> dict[str, str]:
+        """The environment of process ``name``: the common one and how it connects."""
+        return {**self.env, **self.connect(name)}
 
     def check(self) -> list[str]:
         """Restart crashed stages; returns a line per event for the report."""
@@ -101,18 +115,8 @@ class Supervisor:
 
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM every stage's process group, wait, then SIGKILL what is left."""
-        running = [s for s in self.stages.values() if s.process and s.process.poll() is None]
-        for stage in running:
-            assert stage.process is not None
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(stage.process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        for stage in running:
-            assert stage.process is not None
-            try:
-                stage.process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                logger.warning("%s ignored SIGTERM for %.0fs; killing it", stage.name, timeout)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(stage.process.pid, signal.SIGKILL)
-            stage.process.wait()
+        stop_groups(
+            [s.process for s in self.stages.values() if s.process is not None],
+            timeout,
+            what="stage",
+        )

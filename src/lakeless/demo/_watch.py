@@ -16,8 +16,8 @@ from confluent_kafka import TopicPartition
 from lakeless.config import Settings
 from lakeless.kafka import make_consumer
 from lakeless.model.evaluate import Evaluation, evaluate
-from lakeless.schema import decode_clean_batch
-from lakeless.score import decode_anomaly
+from lakeless.pipeline import Pipeline
+from lakeless.schema.outputs import OutputCodec
 
 
 class TopicRates:
@@ -55,21 +55,23 @@ class TopicRates:
 
 @dataclass
 class _Seen:
-    car_ids: list[str] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
     ts: list[int] = field(default_factory=list)
-    seq: list[int] = field(default_factory=list)
+    position: list[int] = field(default_factory=list)
     labels: list[str | None] = field(default_factory=list)
 
 
 class DetectionTracker:
     """Joins the events scored since the model went live with the anomalies produced for them.
 
-    Reads ``sensor-clean`` from the offsets where scoring started (labels) and ``anomalies``
+    Reads the clean topic from the offsets where scoring started (labels) and the anomalies
     (alarms), and evaluates alarms against labels with `lakeless.model.evaluate`.
     """
 
-    def __init__(self, settings: Settings, start: dict[int, int]) -> None:
-        topics = settings.topics
+    def __init__(self, settings: Settings, pipeline: Pipeline, start: dict[int, int]) -> None:
+        topics = pipeline.topics
+        self._decoder = pipeline.decoder()
+        self._outputs = OutputCodec(pipeline.schema)
         self._clean = make_consumer(settings.kafka, group_id=f"lakeless-demo-{uuid.uuid4().hex}")
         self._clean.assign([TopicPartition(topics.clean, p, o) for p, o in start.items()])
         self._anomalies = make_consumer(
@@ -86,15 +88,16 @@ class DetectionTracker:
     def poll(self) -> None:
         """Read what arrived since the last call."""
         while batch := [m for m in self._clean.consume(10_000, timeout=0.2) if not m.error()]:
-            decoded = decode_clean_batch([m.value() for m in batch])
-            self._seen.car_ids += decoded.car_id
-            self._seen.ts += decoded.numeric["ts"].tolist()
-            self._seen.seq += decoded.numeric["seq"].tolist()
-            self._seen.labels += decoded.failure
+            decoded, _kept, _problems = self._decoder.decode_valid([m.value() for m in batch])
+            self._seen.keys += decoded.key
+            self._seen.ts += decoded.time.tolist()
+            self._seen.position += decoded.position.tolist()
+            self._seen.labels += decoded.label
         while batch := [m for m in self._anomalies.consume(10_000, timeout=0.2) if not m.error()]:
             for message in batch:
-                anomaly = decode_anomaly(message.value())
-                self._alarms.add((anomaly.car_id, anomaly.seq))
+                anomaly = self._outputs.decode_anomaly(message.value())
+                position = anomaly.sequence if anomaly.sequence is not None else anomaly.time
+                self._alarms.add((anomaly.key, position))
                 self.versions.add(anomaly.model_version)
 
     def evaluation(self, settle_ms: int = 3000) -> Evaluation | None:
@@ -108,13 +111,13 @@ class DetectionTracker:
             return None
         idx = np.flatnonzero(keep)
         alarm = np.array(
-            [(seen.car_ids[i], seen.seq[i]) in self._alarms for i in idx], dtype=np.float64
+            [(seen.keys[i], seen.position[i]) in self._alarms for i in idx], dtype=np.float64
         )
         return evaluate(
             alarm,
             0.5,
             [seen.labels[i] for i in idx],
-            car_ids=[seen.car_ids[i] for i in idx],
+            car_ids=[seen.keys[i] for i in idx],
             ts=ts[idx],
         )
 

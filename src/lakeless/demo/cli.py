@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from lakeless.config import load_settings
-from lakeless.demo import DemoOptions, DemoReport, run_demo
-from lakeless.model.evaluate import Evaluation
-from lakeless.stack import Stack
+from lakeless._cli import settings_command
+
+if TYPE_CHECKING:
+    from lakeless.config import Settings
+    from lakeless.demo import DemoReport
+    from lakeless.model.evaluate import Evaluation
 
 console = Console()
 
@@ -37,7 +40,13 @@ def _quality_table(evaluation: Evaluation) -> Table:
     return table
 
 
+_shown_urls: set[str] = set()
+
+
 def _show(phase: str, report: DemoReport, per_s: dict[str, float], url: str) -> None:
+    if url not in _shown_urls:  # once, when the stack is up (a secured one's carries ?token=)
+        _shown_urls.add(url)
+        console.print(f"dashboard: {url}", soft_wrap=True)
     rates = "  ".join(f"{topic} {rate:,.0f}/s" for topic, rate in per_s.items())
     line = f"[bold]{phase}[/]  {rates}"
     if report.evaluation is not None:
@@ -52,61 +61,34 @@ def _show(phase: str, report: DemoReport, per_s: dict[str, float], url: str) -> 
     report.events.clear()
 
 
+@settings_command("demo")
 def demo(
+    settings: Settings,
     data_dir: Annotated[
         Path, typer.Option(envvar="LAKELESS_DATA_DIR", help="Folder for the stack's data.")
     ] = Path(".lakeless"),
-    duration: Annotated[
-        float | None,
-        typer.Option(
-            envvar="LAKELESS_DEMO_DURATION", help="Stop after S seconds (default: Ctrl-C)."
-        ),
-    ] = None,
-    cars: Annotated[
-        int, typer.Option(envvar="LAKELESS_DEMO_CARS", help="Cars in the fleet.")
-    ] = 100,
-    warmup: Annotated[
-        float,
-        typer.Option(envvar="LAKELESS_DEMO_WARMUP", help="Minutes of history to train on."),
-    ] = 20.0,
-    failure_rate: Annotated[
-        float,
-        typer.Option(envvar="LAKELESS_DEMO_FAILURE_RATE", help="Failures per car per hour."),
-    ] = 12.0,
-    epochs: Annotated[
-        int, typer.Option(envvar="LAKELESS_DEMO_EPOCHS", help="Training epochs.")
-    ] = 10,
-    dashboard_port: Annotated[
-        int, typer.Option(envvar="LAKELESS_DEMO_DASHBOARD_PORT", help="Dashboard port.")
-    ] = 8080,
-    twin_port: Annotated[
-        int, typer.Option(envvar="LAKELESS_DEMO_TWIN_PORT", help="Twin HTTP API port.")
-    ] = 8081,
-    keep_stack: Annotated[
-        bool,
-        typer.Option(envvar="LAKELESS_DEMO_KEEP_STACK", help="Leave Kafka and Mosquitto running."),
-    ] = False,
 ) -> None:
-    """Run the whole pipeline: fleet -> MQTT -> Kafka -> train -> score -> twin -> dashboard."""
-    stack = Stack.from_data_dir(data_dir)
-    settings = load_settings(
-        kafka={"bootstrap_servers": stack.kafka.bootstrap}, mqtt={"url": stack.mqtt.url}
+    """Run the whole pipeline: devices -> MQTT -> Kafka -> train -> score -> twin -> dashboard.
+
+    The car fleet by default; ``--pipeline pumps`` runs the same story for the pumps example.
+    """
+    from lakeless.stack import Stack
+
+    options = settings.demo
+    stack = Stack.from_data_dir(
+        data_dir, settings.topics, brokers=options.brokers, secure=options.secure
     )
-    options = DemoOptions(
-        cars=cars,
-        warmup_minutes=warmup,
-        failure_rate=failure_rate,
-        epochs=epochs,
-        duration=duration,
-        dashboard_port=dashboard_port,
-        twin_port=twin_port,
-        keep_stack=keep_stack,
-    )
+    settings = settings.model_copy(update={"data_dir": data_dir})
     console.print(
-        f"lakeless demo: {cars} cars, {warmup:g} min of history, then live; "
-        f"dashboard at http://127.0.0.1:{dashboard_port}/ ; Ctrl-C stops everything."
+        f"lakeless demo ({settings.pipeline}): {options.cars} devices, {options.warmup:g} min "
+        f"of history, then live; dashboard on port {options.dashboard_port}; "
+        "Ctrl-C stops everything."
     )
-    report = run_demo(stack, settings, options, _show)
+    from lakeless.demo import run_demo
+
+    report = run_demo(stack, settings, _show)
+    if options.json_report is not None:
+        options.json_report.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
     console.rule("final report")
     trained = report.trained
     console.print(

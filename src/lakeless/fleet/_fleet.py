@@ -25,7 +25,7 @@ Physics per step (``dt`` = the reporting interval):
 * Engine (drive-train) vibration grows with speed and load; wheel accelerometers (RMS, g) grow
   with speed, road roughness (shared by the four wheels) and acceleration; tire pressure follows
   tire temperature (warming with speed) around the pressure each tire was filled to.
-* Sensors add noise; values are clipped to the `SensorEvent` ranges and rounded to a sensible
+* Sensors add noise; values are clipped to the schema's ranges and rounded to a sensible
   resolution per field (shorter JSON, exact round trips).
 
 Failure modes (ground truth in ``failure``), all on a severity ``s`` that rises smoothly
@@ -66,7 +66,7 @@ from lakeless.fleet._profiles import (
     NUMERIC_ATTRIBUTES,
     PROFILES,
 )
-from lakeless.schema import FEATURES, SENSOR_FIELDS, SensorEvent
+from lakeless.fleet._schema import FEATURES, SCHEMA, SensorEvent
 
 G: Final = 9.81
 #: Driving states.
@@ -99,8 +99,11 @@ _DECIMALS: Final[dict[str, int]] = {
 _SCALE: Final = np.array(
     [10.0 ** _DECIMALS.get(name, 2 if "tire" in name else 4) for name in FEATURES]
 )
-_LOW: Final = np.array([f.low for f in SENSOR_FIELDS])
-_HIGH: Final = np.array([f.high for f in SENSOR_FIELDS])
+# `FleetBatch.events` builds events positionally (the fastest way), in the generated class's
+# field order: required fields first, then those with defaults.
+assert SensorEvent.__struct_fields__ == ("car_id", "ts", "seq", *FEATURES, "model", "failure")
+_LOW: Final = np.array([f.min for f in SCHEMA.features])
+_HIGH: Final = np.array([f.max for f in SCHEMA.features])
 _COLUMN: Final = {name: i for i, name in enumerate(FEATURES)}
 _TIRES: Final = tuple(name for name in FEATURES if name.startswith("tire_pressure_"))
 _ACCELS: Final = tuple(name for name in FEATURES if name.startswith("accelerometer_"))
@@ -121,7 +124,7 @@ class FleetBatch:
         models: vehicle model of each row.
         ts: event time per row, ms since the epoch (int64).
         seq: the per-car counter of this step (every car reports once per step).
-        values: the 18 sensor fields, shape ``(n, 18)``, float64, in `lakeless.schema.FEATURES`
+        values: the 18 sensor fields, shape ``(n, 18)``, float64, in the schema's feature
             order, already clipped to the schema ranges and rounded.
         failure: failure-mode code per row (index into `FAILURE_MODES`; -1 when healthy).
     """
@@ -150,7 +153,7 @@ class FleetBatch:
         rows = zip(*self.values[start:stop].T.tolist(), strict=True)
         seq = self.seq
         return [
-            SensorEvent(car_id, ts, seq, model, *row, label)  # type: ignore[call-arg]
+            SensorEvent(car_id, ts, seq, *row, model, label)
             for car_id, ts, model, label, row in zip(
                 self.car_ids[start:stop],
                 self.ts[start:stop].tolist(),
@@ -162,7 +165,7 @@ class FleetBatch:
         ]
 
     def encode(self, start: int = 0, stop: int | None = None) -> list[bytes]:
-        """Rows ``start:stop`` as JSON bytes, exactly as `lakeless.schema.encode_event` writes."""
+        """Rows ``start:stop`` as JSON bytes (the raw topic's format)."""
         encode = _ENCODER.encode
         return [encode(event) for event in self.events(start, stop)]
 
@@ -186,6 +189,9 @@ def _ou(x: np.ndarray, noise: np.ndarray, dt: float, tau: float, sigma: float) -
 class Fleet:
     """A fleet of simulated cars, advanced all at once with numpy.
 
+    Attributes:
+        modes: the failure modes, in label-code order.
+
     Args:
         cars: number of cars.
         seed: seed of the random stream; ``None`` draws one (see `seed` to replay it).
@@ -205,6 +211,8 @@ class Fleet:
         >>> [event.seq for event in fleet.step().events()]
         [1, 1, 1]
     """
+
+    modes: Final = FAILURE_MODES
 
     def __init__(
         self,

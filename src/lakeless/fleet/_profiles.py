@@ -17,7 +17,7 @@ class VehicleProfile:
     """Physical constants of one vehicle model.
 
     Attributes:
-        name: model name, written to ``SensorEvent.model``.
+        name: model name, written to the ``model`` field.
         mass: kg, loaded.
         drag_area: drag coefficient times frontal area, m^2.
         rolling: rolling-resistance coefficient.

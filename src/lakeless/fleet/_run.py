@@ -13,77 +13,28 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Final
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from lakeless.config import Settings, load_settings
 from lakeless.fleet._fleet import Fleet
-from lakeless.fleet._profiles import FAILURE_MODES
+from lakeless.fleet._pumps import PumpFleet
+from lakeless.fleet._schema import SensorEvent
+from lakeless.fleet._settings import Destination, FleetSettings
 from lakeless.fleet._sinks import (
     BaseEventSink,
     KafkaSink,
     MqttSink,
     NullSink,
+    SimulationError,
     StreamSink,
 )
+from lakeless.kafka import StageMetrics, check_topics
 from lakeless.lifecycle import Stopper, stop_on_signals
-from lakeless.schema import SensorEvent
+from lakeless.pipeline import DEFAULT_PIPELINE, Pipeline, resolve_pipeline
 
 logger = logging.getLogger(__name__)
-
-Destination = Literal["mqtt", "kafka", "stdout", "null"]
-
-
-class FleetSettings(BaseModel):
-    """What to simulate and how fast (one ``lakeless simulate`` invocation).
-
-    Attributes:
-        cars: number of cars.
-        interval: seconds of simulated time between two events of one car.
-        duration: simulated seconds to run; ``None``: until stopped.
-        failure_rate: expected failures per car per simulated hour.
-        repair_after: simulated seconds from a failure's onset until the car is repaired.
-        ramp: simulated seconds over which a failure's severity rises from 0 to 1.
-        speedup: simulated seconds per wall second; 0 runs as fast as possible.
-        start: event time of the first step, ms since the epoch; ``None``: now.
-        send_from: event time (ms) before which steps are simulated but not sent, so a run can
-            continue exactly where an earlier run with the same seed and ``start`` stopped;
-            pacing starts there.
-        seed: random seed; ``None`` draws one (reported in the statistics).
-        to: destination: ``mqtt``, ``kafka`` (topic ``topics.raw``), ``stdout`` (JSON lines)
-            or ``null`` (encode and drop; measures generation).
-        models: vehicle models to draw from (equal weights); ``None``: the default mix.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    cars: int = Field(default=100, ge=1)
-    interval: float = Field(default=1.0, gt=0)
-    duration: float | None = Field(default=None, gt=0)
-    failure_rate: float = Field(default=0.5, ge=0)
-    repair_after: float = Field(default=900.0, gt=0)
-    ramp: float = Field(default=45.0, ge=0)
-    speedup: float = Field(default=1.0, ge=0)
-    start: int | None = Field(default=None, ge=0)
-    send_from: int | None = Field(default=None, ge=0)
-    seed: int | None = Field(default=None, ge=0)
-    to: Destination = "mqtt"
-    models: tuple[str, ...] | None = None
-
-    def fleet(self) -> Fleet:
-        """A fresh `Fleet` for these settings."""
-        return Fleet(
-            self.cars,
-            seed=self.seed,
-            interval=self.interval,
-            start=self.start,
-            failure_rate=self.failure_rate,
-            repair_after=self.repair_after,
-            ramp=self.ramp,
-            models=self.models,
-        )
 
 
 @dataclass
@@ -101,6 +52,9 @@ class SimulationStats:
         sim_seconds: simulated time covered.
         wall_seconds: wall time of the run.
         stopped_by: ``duration``, ``count``, ``timeout`` or ``signal``.
+        late_max_ms: paced runs: the most a chunk was sent after its last event was due (the
+            load generator fell behind its schedule by that much).
+        late_mean_ms: paced runs: the mean of that over the chunks.
         healthy: events without a failure label.
         labelled: events per failure label.
         failures_started: failures injected, per mode.
@@ -116,11 +70,11 @@ class SimulationStats:
     sim_seconds: float = 0.0
     wall_seconds: float = 0.0
     stopped_by: str = ""
+    late_max_ms: float = 0.0
+    late_mean_ms: float = 0.0
     healthy: int = 0
-    labelled: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FAILURE_MODES, 0))
-    failures_started: dict[str, int] = field(
-        default_factory=lambda: dict.fromkeys(FAILURE_MODES, 0)
-    )
+    labelled: dict[str, int] = field(default_factory=dict)
+    failures_started: dict[str, int] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -132,12 +86,47 @@ class SimulationStats:
         return {**asdict(self), "rate": round(self.rate, 1)}
 
 
-def make_sink(to: Destination, settings: Settings) -> BaseEventSink:
+#: The simulators by pipeline name (a registered pipeline of the same schema works too).
+SIMULATORS: Final[dict[str, type[Fleet] | type[PumpFleet]]] = {
+    "car-fleet": Fleet,
+    "pumps": PumpFleet,
+}
+
+
+def simulator_for(settings: Settings) -> tuple[type[Fleet] | type[PumpFleet], Pipeline]:
+    """The device simulator and the pipeline of ``settings.pipeline``.
+
+    Raises:
+        SimulationError: no simulator makes this pipeline's data.
+    """
+    from lakeless.examples import example_schema
+
+    name = settings.pipeline
+    if name == DEFAULT_PIPELINE:
+        return Fleet, Pipeline.builtin(settings)
+    if name in SIMULATORS and settings.simulate.to in ("stdout", "null"):
+        return SIMULATORS[name], Pipeline.new(name, example_schema(name))  # no Kafka needed
+    pipeline = resolve_pipeline(settings, name)
+    for example, kind in SIMULATORS.items():
+        if pipeline.schema.fingerprint == example_schema(example).fingerprint:
+            return kind, pipeline
+    raise SimulationError(
+        f"no simulator makes the data of pipeline {name!r} (simulators: car fleet, pumps); "
+        "send your devices' data over MQTT or replay it with `lakeless import`"
+    )
+
+
+def make_sink(
+    to: Destination, settings: Settings, pipeline: Pipeline | None = None
+) -> BaseEventSink:
     """The sink for a destination name."""
+    pipeline = pipeline or Pipeline.builtin(settings)
     if to == "mqtt":
-        return MqttSink(settings.mqtt)
+        return MqttSink(settings.mqtt, topic=settings.bridge.topic_template(pipeline.name))
     if to == "kafka":
-        return KafkaSink(settings.kafka, settings.topics.raw)
+        # Fails fast, naming the servers or the topic: a producer would wait for either.
+        check_topics(settings.kafka, [pipeline.topics.raw], hint=pipeline.create_hint)
+        return KafkaSink(settings.kafka, pipeline.topics.raw)
     if to == "stdout":
         return StreamSink(sys.stdout.buffer)
     return NullSink()
@@ -150,9 +139,11 @@ class Simulator:
         fleet: what to simulate.
         settings: connection settings (default: `lakeless.config.load_settings`).
         sink: destination; default from ``fleet.to``.
-        chunk: events handed to the sink at once (and the pacing granularity).
+        chunk: events handed to the sink at once (and the pacing granularity); default
+            ``fleet.chunk``.
         flush_timeout: seconds to wait for outstanding acknowledgements at the end.
-        progress_every: wall seconds between progress log lines.
+        progress_every: wall seconds between progress log lines (default: the settings'
+            ``log_interval``).
 
     Example:
         >>> from lakeless.fleet import FleetSettings, MemorySink
@@ -165,24 +156,33 @@ class Simulator:
 
     def __init__(
         self,
-        fleet: FleetSettings,
+        fleet: FleetSettings | None = None,
         settings: Settings | None = None,
         sink: BaseEventSink | None = None,
         *,
-        chunk: int = 1000,
+        chunk: int | None = None,
         flush_timeout: float = 30.0,
-        progress_every: float = 10.0,
+        progress_every: float | None = None,
     ) -> None:
-        self.fleet_settings = fleet
         self.settings = settings
+        self.fleet_settings = fleet or (settings.simulate if settings else FleetSettings())
         self.sink = sink
-        self.chunk = max(1, chunk)
+        self.chunk = max(1, chunk if chunk is not None else self.fleet_settings.chunk)
+        self._late_sum = 0.0
+        self._late_max = 0.0
+        self._chunks = 0
         self.flush_timeout = flush_timeout
-        self.progress_every = progress_every
+        self.progress_every = (
+            self.fleet_settings.log_interval if progress_every is None else progress_every
+        ) or float("inf")
+        self.metrics = StageMetrics("simulate")
         self._stopper = Stopper()
 
     def stop(self) -> None:
-        """Ask a running `run` to stop after the current chunk (thread- and signal-safe)."""
+        """Ask the running (or else the next) `run` to stop after its current chunk.
+
+        Thread- and signal-safe.
+        """
         self._stopper.request_stop("stop()")
 
     def run(self, count: int | None = None, timeout: float | None = None) -> SimulationStats:
@@ -192,36 +192,49 @@ class Simulator:
         messages are flushed in every case.
         """
         config = self.fleet_settings
-        fleet = config.fleet()
-        sink = self.sink
-        if sink is None:
-            sink = make_sink(config.to, self.settings or load_settings())
+        if count is None:
+            count = config.count
+        if timeout is None:
+            timeout = config.timeout
+        settings = self.settings or load_settings()
+        kind, pipeline = (Fleet, None) if self.sink is not None else simulator_for(settings)
+        fleet = config.fleet(kind)
+        sink = self.sink or make_sink(config.to, settings, pipeline)
         stats = SimulationStats(seed=fleet.seed, first_ts=fleet.start)
-        self._stopper = Stopper()
+        self._late_sum = self._late_max = 0.0
+        self._chunks = 0
         steps = None if config.duration is None else math.ceil(config.duration / config.interval)
-        labelled = np.zeros(len(FAILURE_MODES) + 1, dtype=np.int64)
+        labelled = np.zeros(len(fleet.modes) + 1, dtype=np.int64)
         started = time.monotonic()
         deadline = None if timeout is None else started + timeout
         sink.open()
+        if config.metrics_port:
+            self.metrics.serve(config.metrics_port, config.metrics_host, settings.http)
         try:
             with stop_on_signals(self._stopper):
                 stats.stopped_by = self._loop(
                     fleet, sink, steps, count, deadline, labelled, started
                 )
         finally:
+            # A fresh stopper for the next run, made after this one: a `stop` that arrives
+            # while this run starts up is never lost.
+            self._stopper = Stopper()
             stats.pending = sink.flush(self.flush_timeout)
             sink.close()
+            self.metrics.close()
             stats.wall_seconds = time.monotonic() - started
         stats.events = sink.sent
         stats.delivered = sink.delivered
         stats.failed = sink.failed
         stats.steps = fleet.steps
+        stats.late_max_ms = round(self._late_max * 1000, 1)
+        stats.late_mean_ms = round(self._late_sum * 1000 / max(1, self._chunks), 2)
         stats.sim_seconds = fleet.time
         stats.healthy = int(labelled[0])
-        stats.labelled = {mode: int(labelled[i + 1]) for i, mode in enumerate(FAILURE_MODES)}
+        stats.labelled = {mode: int(labelled[i + 1]) for i, mode in enumerate(fleet.modes)}
         stats.failures_started = dict(fleet.failures_started)
         logger.info(
-            "simulated %d events from %d cars (%.0f events/s), stopped by %s",
+            "simulated %d events from %d devices (%.0f events/s), stopped by %s",
             stats.events,
             fleet.cars,
             stats.rate,
@@ -231,7 +244,7 @@ class Simulator:
 
     def _loop(
         self,
-        fleet: Fleet,
+        fleet: Fleet | PumpFleet,
         sink: BaseEventSink,
         steps: int | None,
         count: int | None,
@@ -239,9 +252,17 @@ class Simulator:
         labelled: np.ndarray,
         started: float,
     ) -> str:
-        speedup = self.fleet_settings.speedup
+        speedup = self.fleet_settings.speedup_factor
         send_from = self.fleet_settings.send_from
         paced_from = fleet.start if send_from is None else max(fleet.start, send_from)
+        # Real time (speedup 1) from now or later is paced on the wall clock: a reading leaves
+        # when the clock shows its event time, so its time is its send time (the default
+        # start, rounded down to the second, is caught up at once). Otherwise simulated time
+        # runs from the run's start.
+        origin = started
+        wall = time.time()
+        if speedup == 1.0 and paced_from >= wall * 1000 - 1000:
+            origin = time.monotonic() + (paced_from / 1000.0 - wall)
         next_log = started + self.progress_every
         while True:
             if steps is not None and fleet.steps >= steps:
@@ -255,8 +276,13 @@ class Simulator:
                 if count is not None:
                     last = min(last, first + count - sink.sent)
                 if speedup > 0:
-                    due = started + (int(batch.ts[first]) - paced_from) / 1000.0 / speedup
+                    # When its last event is due: no reading leaves before its own time.
+                    due = origin + (int(batch.ts[last - 1]) - paced_from) / 1000.0 / speedup
                     wait = due - time.monotonic()
+                    self._chunks += 1
+                    if wait < 0:
+                        self._late_sum -= wait
+                        self._late_max = max(self._late_max, -wait)
                     if deadline is not None:
                         wait = min(wait, deadline - time.monotonic())
                     if wait > 0 and self._stopper.wait(wait):
@@ -267,15 +293,17 @@ class Simulator:
                 if deadline is not None and now >= deadline:
                     return "timeout"
                 sink.send(batch, first, last)
+                self.metrics.events.inc(last - first)
                 # Bin 0 counts healthy rows (code -1), bin i + 1 failure mode i.
                 labelled += np.bincount(batch.failure[first:last] + 1, minlength=len(labelled))
                 if count is not None and sink.sent >= count:
                     return "count"
                 if now >= next_log:
                     next_log = now + self.progress_every
+                    self.metrics.rate.set(sink.sent / max(now - started, 1e-9))
                     active = int((batch.failure >= 0).sum())
                     logger.info(
-                        "%d events sent, %.0f/s, simulated %.0f s, %d cars failing",
+                        "%d events sent, %.0f/s, simulated %.0f s, %d devices failing",
                         sink.sent,
                         sink.sent / max(now - started, 1e-9),
                         fleet.time,

@@ -53,6 +53,8 @@ class ConsumeErrors:
     def _handle(self, error: ConfluentError, message: Message) -> None:
         if error.fatal():
             raise self.error_type(f"fatal consumer error: {error.str()}")
+        if error.code() in _MISCONFIGURED:  # retrying cannot help: say so now
+            raise self.error_type(f"consumer misconfigured: {error.str()}")
         self.seen = True
         code = error.code()
         if code == ConfluentError._PARTITION_EOF:
@@ -64,14 +66,12 @@ class ConsumeErrors:
             logger.warning("consumer error on %s (retrying): %s", message.topic(), error.str())
 
 
-#: Commit failures that only mean the group rebalanced under us: the new owner reprocesses.
-_REBALANCE_CODES = frozenset(
+#: Consumer errors that retrying never fixes.
+_MISCONFIGURED = frozenset(
     {
-        ConfluentError.ILLEGAL_GENERATION,
-        ConfluentError.UNKNOWN_MEMBER_ID,
-        ConfluentError.REBALANCE_IN_PROGRESS,
-        ConfluentError._ASSIGNMENT_LOST,
-        ConfluentError._STATE,
+        ConfluentError.INVALID_SESSION_TIMEOUT,
+        ConfluentError.INVALID_CONFIG,
+        ConfluentError.INVALID_GROUP_ID,
     }
 )
 
@@ -82,31 +82,3 @@ def next_offsets(messages: Sequence[Message]) -> list[TopicPartition]:
     for message in messages:
         last[(message.topic(), message.partition())] = message.offset()
     return [TopicPartition(t, p, offset + 1) for (t, p), offset in last.items()]
-
-
-def commit_sync(
-    consumer: Any, offsets: list[TopicPartition], records: int, error_type: type[LakelessError]
-) -> bool:
-    """Commit ``offsets`` synchronously.
-
-    Returns:
-        ``False`` when the group rebalanced under us (logged; the partitions' new owner
-        processes those ``records`` again), ``True`` when committed.
-
-    Raises:
-        LakelessError: (``error_type``) the commit failed for another reason.
-    """
-    try:
-        consumer.commit(offsets=offsets, asynchronous=False)
-    except KafkaException as exc:
-        error = exc.args[0] if exc.args else None
-        if isinstance(error, ConfluentError) and error.code() in _REBALANCE_CODES:
-            logger.warning(
-                "commit refused after a rebalance (%s); the partitions' new owner processes "
-                "%d records again",
-                error.str(),
-                records,
-            )
-            return False
-        raise error_type(f"commit of {offsets} failed: {exc}") from exc
-    return True

@@ -1,6 +1,6 @@
 """The anomaly-model protocol every lakeless model honours, and the pieces they share.
 
-A model is fitted on a feature matrix (raw units, `lakeless.schema.FEATURES` order) and, when
+A model is fitted on a feature matrix (raw units, the pipeline schema's feature order) and, when
 present, the failure labels; it scores rows (higher is more anomalous), carries the threshold it
 calibrated on held-out data, and exports itself to the ONNX scoring contract of
 `lakeless.model.onnx`. Every implementation passes the one contract test suite
@@ -26,8 +26,8 @@ from typing import Any, Self
 
 import numpy as np
 
+from lakeless._mixins import AsDict
 from lakeless.errors import LakelessError
-from lakeless.schema import FEATURES
 
 
 class ModelError(LakelessError):
@@ -107,6 +107,8 @@ class BaseAnomalyModel(ABC):
 
     Attributes:
         n_features: feature count the model takes (set by ``fit``).
+        feature_names: the input columns' names (set by ``fit``; ``x0``, ``x1``, ... when not
+            given).
         threshold: anomaly threshold on the score (set by ``fit``).
         normalization: per-feature ``{"mean": [...], "std": [...]}`` fitted from the data.
         history: per-epoch curves, e.g. ``{"loss": [...], "val_loss": [...]}`` (may be empty).
@@ -122,6 +124,7 @@ class BaseAnomalyModel(ABC):
 
     def __init__(self) -> None:
         self.n_features: int | None = None
+        self.feature_names: tuple[str, ...] = ()
         self.threshold: float | None = None
         self.normalization: dict[str, list[float]] = {}
         self.history: dict[str, list[float]] = {}
@@ -136,6 +139,7 @@ class BaseAnomalyModel(ABC):
         *,
         progress: ProgressCallback | None = None,
         ts: np.ndarray | Sequence[int] | None = None,
+        feature_names: Sequence[str] | None = None,
     ) -> Self:
         """Fit on a window: train, then calibrate the threshold on held-out rows.
 
@@ -148,6 +152,7 @@ class BaseAnomalyModel(ABC):
             ts: event time per row (ms since the epoch); with ``calibration="latest"`` the
                 calibration rows are the latest in time. Without it, row order counts as time
                 order.
+            feature_names: the columns' names (the pipeline schema's features).
 
         Returns:
             The fitted model.
@@ -172,7 +177,14 @@ class BaseAnomalyModel(ABC):
             raise ModelError(
                 f"too few rows to fit: {len(train_idx)} to train, {len(calib_idx)} to calibrate"
             )
+        if feature_names is not None and len(feature_names) != x.shape[1]:
+            raise ModelError(f"{len(feature_names)} feature names for {x.shape[1]} columns")
         self.n_features = x.shape[1]
+        self.feature_names = (
+            tuple(feature_names)
+            if feature_names is not None
+            else tuple(f"x{i}" for i in range(x.shape[1]))
+        )
         self._fit(x[train_idx], progress)
         calib_scores = self.score(x[calib_idx])
         self.threshold = calibrate_threshold(calib_scores, self.threshold_quantile)
@@ -234,7 +246,7 @@ class BaseAnomalyModel(ABC):
         return {
             "kind": type(self).__name__,
             "params": self.params(),
-            "features": list(FEATURES[: self.n_features]),
+            "features": list(self.feature_names),
             "normalization": self.normalization,
             "threshold": threshold,
             "history": self.history,
@@ -363,7 +375,7 @@ def calibrate_threshold(scores: np.ndarray, quantile: float) -> float:
 
 
 @dataclass(frozen=True)
-class OnnxCheck:
+class OnnxCheck(AsDict):
     """How closely ONNX Runtime reproduced a model's own scores.
 
     Attributes:
@@ -384,10 +396,6 @@ class OnnxCheck:
     decisions_differ: int
     rtol: float
     atol: float
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return asdict(self)
 
 
 def check_onnx(

@@ -19,9 +19,24 @@ from lakeless.model._base import ProgressCallback, TrainProgress
 def rich_progress(**kwargs: Any) -> Iterator[ProgressCallback]:
     """Yield a `ProgressCallback` that draws one rich progress bar per epoch.
 
+    On a console that is not a terminal (a log file, CI), one line per finished epoch is
+    printed instead, with its loss, as Keras users expect.
+
     Args:
         **kwargs: passed to `rich.progress.Progress` (e.g. ``console=``, ``transient=``).
     """
+    from rich.console import Console
+
+    console = kwargs.get("console") or Console(stderr=True)
+    if not console.is_terminal:
+
+        def line(report: TrainProgress) -> None:
+            if report.done:
+                val = "" if report.val_loss is None else f", val_loss {report.val_loss:.4g}"
+                console.print(f"epoch {report.epoch}/{report.epochs}: loss {report.loss:.4g}{val}")
+
+        yield line
+        return
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,

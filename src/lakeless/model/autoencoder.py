@@ -42,6 +42,7 @@ from lakeless.model._base import (
     TrainProgress,
     _versions,
 )
+from lakeless.model._quiet import native_stderr_silenced
 from lakeless.model.onnx import INPUT_NAME, OUTPUT_NAMES
 
 log = logging.getLogger(__name__)
@@ -52,9 +53,12 @@ _MIN_STD = 1e-6
 
 def _keras() -> Any:
     """Import Keras on the TensorFlow backend, quietly."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # 3: TensorFlow's C++ logging prints errors only (no cuInit / CPU-feature noise on stderr).
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    import keras
+    with native_stderr_silenced():
+        import keras
+        import tensorflow  # noqa: F401 (loaded here, quietly, rather than at first use)
 
     return keras
 
@@ -82,6 +86,11 @@ class Autoencoder(BaseAnomalyModel):
             transients); ``"none"`` is the talk's plain mean squared error in normalized
             units. Measured on the simulator, ``"residual"`` lifts tire-pressure recall from
             under 1 % to about 96 % at the same false-alarm rate.
+        aggregation: how a row's score comes from its feature errors (after ``error_scale``):
+            ``"mean"`` over the features (the talk's), ``"max"`` (the largest one: a single
+            broken feature is not diluted by the others) or ``"topK"`` such as ``"top3"`` (the
+            mean of the K largest). The feature errors are always each feature's share of the
+            score (they sum to it).
         holdout: fraction of the eligible rows held out to calibrate the threshold.
         calibration: which rows those are: ``"random"`` (a random sample) or ``"latest"`` (the
             end of the window in time; pass ``ts`` to `fit`). A random sample sits next to
@@ -104,6 +113,7 @@ class Autoencoder(BaseAnomalyModel):
         patience: int | None = None,
         threshold_quantile: float = 0.9995,
         error_scale: str = "residual",
+        aggregation: str = "mean",
         holdout: float = 0.2,
         healthy_only: bool = True,
         seed: int | None = 42,
@@ -127,8 +137,11 @@ class Autoencoder(BaseAnomalyModel):
         self.patience = patience
         if error_scale not in ("residual", "none"):
             raise ModelError(f"error_scale must be 'residual' or 'none', got {error_scale!r}")
+        if _aggregation_k(aggregation) is None:
+            raise ModelError(f"aggregation must be 'mean', 'max' or 'topK', got {aggregation!r}")
         self.threshold_quantile = float(threshold_quantile)
         self.error_scale = error_scale
+        self.aggregation = aggregation
         self.holdout = float(holdout)
         self.healthy_only = bool(healthy_only)
         self.seed = seed
@@ -211,6 +224,7 @@ class Autoencoder(BaseAnomalyModel):
                 self.normalization["mean"],
                 self.normalization["std"],
                 self.feature_scale,
+                self.aggregation,
             )
         return self._scoring
 
@@ -243,7 +257,7 @@ class Autoencoder(BaseAnomalyModel):
         model(np.zeros((1, self.n_features), np.float32))  # Keras exports only called models
         with tempfile.TemporaryDirectory(prefix="lakeless-onnx-") as tmp:
             path = Path(tmp) / "model.onnx"
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), native_stderr_silenced():
                 warnings.simplefilter("ignore")  # tf2onnx's numpy deprecation warnings
                 model.export(str(path), format="onnx", verbose=False)
             data = path.read_bytes()
@@ -293,8 +307,13 @@ def _build_scoring_model(
     mean: Sequence[float],
     std: Sequence[float],
     scale: Sequence[float],
+    aggregation: str = "mean",
 ) -> Any:
     n = len(mean)
+    k = _aggregation_k(aggregation)
+    if k is None:
+        raise ModelError(f"aggregation must be 'mean', 'max' or 'topK', got {aggregation!r}")
+    top_k: int = min(k, n)
     weight = (1.0 / (n * np.asarray(scale, np.float64))).astype(np.float32)
 
     # Normalization constants must be weights (graph initializers): Keras' Normalization layer
@@ -333,11 +352,47 @@ def _build_scoring_model(
         def call(self, errors: Any) -> Any:
             return keras.ops.sum(errors, axis=1)
 
+    class TopMean(keras.layers.Layer):  # type: ignore[misc]
+        """The mean of the k largest errors (x n: in units of one feature's error)."""
+
+        def call(self, errors: Any) -> Any:
+            if top_k == 1:
+                return keras.ops.max(errors, axis=1) * float(n)
+            top = keras.ops.top_k(errors, top_k, sorted=False)[0]
+            return keras.ops.mean(top, axis=1) * float(n)
+
+    class Share(keras.layers.Layer):  # type: ignore[misc]
+        """Each feature's share of the score: the errors rescaled to sum to it."""
+
+        def call(self, errors: Any, total: Any, score: Any) -> Any:
+            ratio = score / keras.ops.maximum(total, 1e-30)
+            return errors * keras.ops.expand_dims(ratio, 1)
+
     raw = keras.Input((n,), name=INPUT_NAME, dtype="float32")
     z = Standardize(name="standardize")(raw)
     errors = ReconstructionError(name="feature_errors")(z, network(z))
-    score = RowSum(name="score")(errors)
-    return keras.Model(raw, {"score": score, "feature_errors": errors}, name="lakeless_scoring")
+    total = RowSum(name="total")(errors)
+    if k == _MEAN:
+        score, shares = total, errors
+    else:
+        score = TopMean(name="top")(errors)
+        shares = Share(name="share")(errors, total, score)
+    return keras.Model(raw, {"score": score, "feature_errors": shares}, name="lakeless_scoring")
+
+
+_MEAN = 0
+
+
+def _aggregation_k(aggregation: str) -> int | None:
+    """0 for ``"mean"``, 1 for ``"max"``, K for ``"topK"``; ``None``: not an aggregation."""
+    if aggregation == "mean":
+        return _MEAN
+    if aggregation == "max":
+        return 1
+    digits = aggregation.removeprefix("top")
+    if aggregation.startswith("top") and digits.isdigit() and int(digits) >= 1:
+        return int(digits)
+    return None
 
 
 def fix_contract_names(onnx_bytes: bytes) -> bytes:

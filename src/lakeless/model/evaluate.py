@@ -28,10 +28,12 @@ recall and the detection delay are the operational numbers.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from lakeless._mixins import AsDict
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ class ModeMetrics:
 
 
 @dataclass(frozen=True)
-class Evaluation:
+class Evaluation(AsDict):
     """Detection quality of scores at one threshold.
 
     Attributes:
@@ -98,10 +100,6 @@ class Evaluation:
     recall: float | None
     f1: float | None
     per_mode: dict[str, ModeMetrics] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return asdict(self)
 
 
 def _ratio(num: float, den: float) -> float | None:

@@ -2,61 +2,52 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
+
+from lakeless.kafka._stats import StageStats
 
 __all__ = ["PreprocessStats"]
 
 
 @dataclass
-class PreprocessStats:
+class PreprocessStats(StageStats):
     """What happened to every record read.
 
-    Every record read is counted once in ``received`` and once in exactly one of ``clean``,
-    ``dead_lettered`` (per reason) or ``filtered``; `balanced` checks that.
+    Every record read is counted once in ``received`` (``in``) and once in exactly one of
+    ``clean``, ``dead_lettered`` (per reason in ``by_reason``) or ``filtered``; `balanced`
+    checks that.
 
     Example:
         >>> stats = PreprocessStats(received=3, clean=1, filtered=1)
-        >>> stats.dead_lettered["out_of_range"] += 1
-        >>> stats.balanced, stats.dlq
+        >>> stats.count_rejection("out_of_range")
+        >>> stats.balanced, stats.dead_lettered
         (True, 1)
     """
 
-    received: int = 0
     clean: int = 0
-    filtered: int = 0
-    dead_lettered: Counter[str] = field(default_factory=Counter)
+    by_reason: Counter[str] = field(default_factory=Counter)
 
     @property
     def dlq(self) -> int:
         """Records dead-lettered, all reasons together."""
-        return sum(self.dead_lettered.values())
+        return self.dead_lettered
 
     @property
     def balanced(self) -> bool:
-        """True if ``received == clean + dlq + filtered``."""
-        return self.received == self.clean + self.dlq + self.filtered
+        """True if ``received == clean + dead_lettered + filtered``."""
+        return self.received == self.clean + self.dead_lettered + self.filtered
 
-    def merge(self, other: PreprocessStats) -> None:
-        """Add another worker's (or batch's) counts to these."""
-        self.received += other.received
-        self.clean += other.clean
-        self.filtered += other.filtered
-        self.dead_lettered.update(other.dead_lettered)
+    def count_rejection(self, reason: str) -> None:
+        """Count one dead-lettered record."""
+        self.dead_lettered += 1
+        self.by_reason[reason] += 1
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict: ``in``, ``clean``, ``dlq``, ``dlq_by_reason``, ``filtered``, ``balanced``."""
-        return {
-            "in": self.received,
-            "clean": self.clean,
-            "dlq": self.dlq,
-            "dlq_by_reason": dict(sorted((k, v) for k, v in self.dead_lettered.items() if v)),
-            "filtered": self.filtered,
-            "balanced": self.balanced,
-        }
-
-    def to_json(self) -> str:
-        """`to_dict` as a JSON string."""
-        return json.dumps(self.to_dict(), sort_keys=False)
+        """The common counts plus ``clean``, ``dlq_by_reason`` and ``balanced``."""
+        out = super().to_dict()
+        out.pop("by_reason", None)
+        out["dlq_by_reason"] = dict(sorted((k, v) for k, v in self.by_reason.items() if v))
+        out["balanced"] = self.balanced
+        return out

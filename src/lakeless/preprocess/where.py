@@ -1,9 +1,8 @@
 """Filter expressions over event fields: the talk's KSQL ``WHERE`` step.
 
 An expression such as ``model == 'e-sedan' and speed > 0`` is tokenized and parsed by hand
-(recursive descent; nothing is ever ``eval``-ed), type-checked against `SensorEvent`, and
-compiled to a `Filter`: a predicate over one event, and a vectorized mask over a decoded
-``sensor-clean`` batch.
+(recursive descent; nothing is ever ``eval``-ed), type-checked against the pipeline's schema,
+and compiled to a `Filter`: a predicate over one validated event.
 
 Grammar (keywords are case-insensitive, field names are not)::
 
@@ -17,17 +16,20 @@ Grammar (keywords are case-insensitive, field names are not)::
     operand    := field | literal
     literal    := number | 'string' | "string"        (a quote inside is doubled: 'it''s')
 
-Numbers compare with numeric fields (``ts``, ``seq``, the sensors), strings with string fields
-(``car_id``, ``model``, ``failure``); only numbers are ordered. Only ``failure`` can be null,
-and logic is two-valued: a null ``failure`` is unequal to every string, so
+Numbers compare with numeric fields (time, sequence, features; booleans as 0 and 1), strings
+with string fields; only numbers are ordered. Only nullable fields (e.g. a label) can be null,
+and logic is two-valued: a null label is unequal to every string, so
 ``failure != 'flat_tire'`` keeps healthy events (SQL would drop them as unknown).
 
 Example:
-    >>> from lakeless.schema import decode_event, make_example_json
-    >>> moving = compile_filter("model == 'e-sedan' and speed > 0 and failure is null")
-    >>> moving(decode_event(make_example_json()))
+    >>> from lakeless.examples import car_fleet
+    >>> from lakeless.schema import EventCodec
+    >>> schema = car_fleet()
+    >>> events = EventCodec(schema)
+    >>> moving = compile_filter("model == 'e-sedan' and speed > 0 and failure is null", schema)
+    >>> moving(events.from_dict(schema.example()))
     True
-    >>> compile_filter("sped > 0")  # doctest: +ELLIPSIS
+    >>> compile_filter("sped > 0", schema)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     lakeless.preprocess.where.FilterError: unknown field 'sped' (did you mean 'speed'?) at ...
@@ -42,15 +44,12 @@ import enum
 import math
 import operator
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
-import msgspec
-import numpy as np
-
 from lakeless.errors import LakelessError
-from lakeless.schema import CleanBatch, SensorEvent
+from lakeless.schema import PipelineSchema
 
 __all__ = ["MAX_DEPTH", "MAX_LENGTH", "Filter", "FilterError", "compile_filter"]
 
@@ -88,28 +87,12 @@ class _FieldType:
     nullable: bool
 
 
-def _field_types() -> dict[str, _FieldType]:
-    info = msgspec.inspect.type_info(SensorEvent)
-    assert isinstance(info, msgspec.inspect.StructType)
-    out = {}
-    for field in info.fields:
-        kind: Any = field.type
-        members = kind.types if isinstance(kind, msgspec.inspect.UnionType) else (kind,)
-        nullable = any(isinstance(m, msgspec.inspect.NoneType) for m in members)
-        bases = {
-            type(m.type if isinstance(m, msgspec.inspect.Metadata) else m)
-            for m in members
-            if not isinstance(m, msgspec.inspect.NoneType)
-        }
-        if bases <= {msgspec.inspect.IntType, msgspec.inspect.FloatType}:
-            out[field.name] = _FieldType(_Kind.NUMBER, nullable)
-        elif bases == {msgspec.inspect.StrType}:
-            out[field.name] = _FieldType(_Kind.STRING, nullable)
-    return out
+def _field_types(schema: PipelineSchema) -> dict[str, _FieldType]:
+    return {
+        f.name: _FieldType(_Kind.NUMBER if f.numeric else _Kind.STRING, f.nullable)
+        for f in schema.fields
+    }
 
-
-#: Filterable fields of `SensorEvent` and their types, derived from the schema.
-_FIELDS: Final = _field_types()
 
 # ---- tokenizer ---------------------------------------------------------------------------------
 
@@ -203,8 +186,7 @@ def _literal(group: str, text: str, expression: str, pos: int) -> Any:
 
 # ---- syntax tree -------------------------------------------------------------------------------
 
-Predicate = Callable[[SensorEvent], bool]
-_Columns = Callable[[str], np.ndarray]
+Predicate = Callable[[Any], bool]
 
 _OPS: Final[dict[str, Callable[[Any, Any], Any]]] = {
     "==": operator.eq,
@@ -223,9 +205,6 @@ class _Node:
     def predicate(self) -> Predicate:
         raise NotImplementedError
 
-    def mask(self, column: _Columns, size: int) -> np.ndarray:
-        raise NotImplementedError
-
 
 @dataclass(frozen=True)
 class _Const(_Node):
@@ -234,9 +213,6 @@ class _Const(_Node):
     def predicate(self) -> Predicate:
         value = self.value
         return lambda event: value
-
-    def mask(self, column: _Columns, size: int) -> np.ndarray:
-        return np.full(size, self.value, dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -248,9 +224,6 @@ class _Compare(_Node):
     def predicate(self) -> Predicate:
         get, compare, value = operator.attrgetter(self.field), _OPS[self.op], self.value
         return lambda event: bool(compare(get(event), value))
-
-    def mask(self, column: _Columns, size: int) -> np.ndarray:
-        return np.asarray(_OPS[self.op](column(self.field), self.value), dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -264,9 +237,6 @@ class _CompareFields(_Node):
         compare = _OPS[self.op]
         return lambda event: bool(compare(left(event), right(event)))
 
-    def mask(self, column: _Columns, size: int) -> np.ndarray:
-        return np.asarray(_OPS[self.op](column(self.left), column(self.right)), dtype=bool)
-
 
 @dataclass(frozen=True)
 class _IsNull(_Node):
@@ -275,9 +245,6 @@ class _IsNull(_Node):
     def predicate(self) -> Predicate:
         get = operator.attrgetter(self.field)
         return lambda event: get(event) is None
-
-    def mask(self, column: _Columns, size: int) -> np.ndarray:
-        return np.fromiter((item is None for item in column(self.field)), bool, size)
 
 
 @dataclass(frozen=True)
@@ -289,10 +256,6 @@ class _In(_Node):
         get, values = operator.attrgetter(self.field), self.values
         return lambda event: get(event) in values
 
-    def mask(self, column: _Columns, size: int) -> np.ndarray:
-        values = self.values
-        return np.fromiter((item in values for item in column(self.field).tolist()), bool, size)
-
 
 @dataclass(frozen=True)
 class _Not(_Node):
@@ -301,10 +264,6 @@ class _Not(_Node):
     def predicate(self) -> Predicate:
         inner = self.inner.predicate()
         return lambda event: not inner(event)
-
-    def mask(self, column: _Columns, size: int) -> np.ndarray:
-        out: np.ndarray = np.logical_not(self.inner.mask(column, size))
-        return out
 
 
 @dataclass(frozen=True)
@@ -316,12 +275,6 @@ class _And(_Node):
         left, right = self.left.predicate(), self.right.predicate()
         return lambda event: left(event) and right(event)
 
-    def mask(self, column: _Columns, size: int) -> np.ndarray:
-        out: np.ndarray = np.logical_and(
-            self.left.mask(column, size), self.right.mask(column, size)
-        )
-        return out
-
 
 @dataclass(frozen=True)
 class _Or(_Node):
@@ -332,17 +285,14 @@ class _Or(_Node):
         left, right = self.left.predicate(), self.right.predicate()
         return lambda event: left(event) or right(event)
 
-    def mask(self, column: _Columns, size: int) -> np.ndarray:
-        out: np.ndarray = np.logical_or(self.left.mask(column, size), self.right.mask(column, size))
-        return out
-
 
 # ---- parser ------------------------------------------------------------------------------------
 
 
 class _Parser:
-    def __init__(self, expression: str) -> None:
+    def __init__(self, expression: str, fields: dict[str, _FieldType]) -> None:
         self.expression = expression
+        self.types = fields
         self.tokens = list(_tokenize(expression))
         self.index = 0
         self.depth = 0
@@ -438,7 +388,7 @@ class _Parser:
             null = self.token
             if not self.keyword("null"):
                 raise self.error(f"expected 'null' after 'is', found {_describe(null)}")
-            if not _FIELDS[left.text].nullable:
+            if not self.types[left.text].nullable:
                 raise self.error(f"field '{left.text}' is never null", left)
             node: _Node = _IsNull(left.text)
             return _Not(node) if negate else node
@@ -463,8 +413,8 @@ class _Parser:
                 raise self.error("no field is boolean; true/false can only stand alone")
             if word in _KEYWORDS:
                 raise self.error(f"expected a field or a literal, found keyword '{token.text}'")
-            if token.text not in _FIELDS:
-                raise self.error(_unknown_field(token.text))
+            if token.text not in self.types:
+                raise self.error(_unknown_field(token.text, self.types))
             if self.tokens[self.index + 1].type is _T.LPAREN:
                 raise self.error("function calls are not supported", token)
             self.fields.add(token.text)
@@ -478,14 +428,13 @@ class _Parser:
         if left.type is not _T.NAME:
             left, right = right, left
             symbol = _FLIPPED.get(symbol, symbol)
-        kind = _FIELDS[left.text].kind
-        other = _FIELDS[right.text].kind if right.type is _T.NAME else _literal_kind(right)
+        kind = self.types[left.text].kind
+        other = self.types[right.text].kind if right.type is _T.NAME else _literal_kind(right)
         if other is not kind:
-            raise self.error(
-                f"cannot compare {kind.value} field '{left.text}' with {other.value} "
-                f"{_describe(right)}",
-                op,
+            what = (
+                f"{other.value} field '{right.text}'" if right.type is _T.NAME else _describe(right)
             )
+            raise self.error(f"cannot compare {kind.value} field '{left.text}' with {what}", op)
         if kind is _Kind.STRING and symbol not in ("==", "=", "!=", "<>"):
             raise self.error(f"strings only support == and !=, not {symbol}", op)
         if right.type is _T.NAME:
@@ -494,7 +443,7 @@ class _Parser:
 
     def literal_list(self, field: _Token) -> frozenset[Any]:
         self.expect(_T.LPAREN, "'(' after 'in'")
-        kind = _FIELDS[field.text].kind
+        kind = self.types[field.text].kind
         values = []
         while True:
             token = self.token
@@ -529,8 +478,8 @@ def _describe(token: _Token) -> str:
     return repr(token.text)
 
 
-def _unknown_field(name: str) -> str:
-    close = difflib.get_close_matches(name, list(_FIELDS), n=1)
+def _unknown_field(name: str, fields: dict[str, _FieldType]) -> str:
+    close = difflib.get_close_matches(name, list(fields), n=1)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     return f"unknown field '{name}'{hint}"
 
@@ -539,7 +488,7 @@ def _unknown_field(name: str) -> str:
 
 
 class Filter:
-    """A compiled filter expression; call it on an event, or `mask` a whole batch.
+    """A compiled filter expression; call it on a validated event.
 
     Build with `compile_filter`.
 
@@ -551,51 +500,18 @@ class Filter:
     def __init__(self, expression: str, tree: _Node, fields: frozenset[str]) -> None:
         self.expression = expression
         self.fields = fields
-        self._tree = tree
         self._predicate = tree.predicate()
 
     def __repr__(self) -> str:
         return f"Filter({self.expression!r})"
 
-    def __call__(self, event: SensorEvent) -> bool:
+    def __call__(self, event: Any) -> bool:
         """True if ``event`` passes the filter."""
         return self._predicate(event)
 
-    def mask(self, batch: CleanBatch) -> np.ndarray:
-        """Vectorized filter over a decoded ``sensor-clean`` batch: a boolean array.
 
-        Raises:
-            ValueError: the expression reads a string field but the batch was decoded
-                without strings.
-        """
-        size = len(batch)
-        strings: dict[str, Sequence[str | None]] = {
-            "car_id": batch.car_id,
-            "model": batch.model,
-            "failure": batch.failure,
-        }
-        cache: dict[str, np.ndarray] = {}
-
-        def column(name: str) -> np.ndarray:
-            if name not in cache:
-                if name in strings:
-                    values = strings[name]
-                    if len(values) != size:
-                        raise ValueError(
-                            f"filter reads '{name}' but the batch was decoded without strings"
-                        )
-                    array = np.empty(size, dtype=object)
-                    array[:] = values
-                    cache[name] = array
-                else:
-                    cache[name] = batch.numeric[name]
-            return cache[name]
-
-        return self._tree.mask(column, size)
-
-
-def compile_filter(expression: str) -> Filter:
-    """Parse, type-check and compile a filter expression.
+def compile_filter(expression: str, schema: PipelineSchema) -> Filter:
+    """Parse, type-check against ``schema`` and compile a filter expression.
 
     Raises:
         FilterError: the expression is malformed, names an unknown field, or compares values
@@ -607,6 +523,6 @@ def compile_filter(expression: str) -> Filter:
             expression[:40] + "...",
             0,
         )
-    parser = _Parser(expression)
+    parser = _Parser(expression, _field_types(schema))
     tree = parser.parse()
     return Filter(expression, tree, frozenset(parser.fields))

@@ -11,35 +11,42 @@ the fold of the log (`RegistryState`): no compaction, no external database.
   and refuses a bad one (`validate`) while the current model keeps scoring.
 
 Example:
-    >>> from lakeless.testing.models import make_test_onnx
-    >>> record = build_record("car-ae", 1, make_test_onnx(), threshold=2.5)
-    >>> validate(record)  # checksum, features, schema version, ONNX contract
+    >>> from lakeless.registry import build_record, decode_entry, encode_entry, validate
+    >>> from lakeless.testing.models import FEATURES, make_test_onnx
+    >>> record = build_record("car-ae", 1, make_test_onnx(), threshold=2.5, features=FEATURES)
+    >>> validate(record, FEATURES)  # checksum, features, ONNX contract
     >>> decode_entry(encode_entry(record)) == record
     True
 """
 
-from lakeless.registry._errors import (
-    ModelNotFoundError,
-    ModelRejected,
-    RecordFormatError,
-    RegistryError,
-)
-from lakeless.registry._follower import RegistryFollower
-from lakeless.registry._log import MAX_RECORD_BYTES
-from lakeless.registry._record import (
-    FORMAT_VERSION,
-    ModelRecord,
-    ModelSummary,
-    Stage,
-    StageChange,
-    build_record,
-    decode_entry,
-    decode_summary,
-    encode_entry,
-)
-from lakeless.registry._registry import DEFAULT_MAX_INLINE_BYTES, Registry, RegistrySettings
-from lakeless.registry._state import RegistryState, VersionRef
-from lakeless.registry._validate import model_bytes, validate
+from typing import TYPE_CHECKING
+
+from lakeless._lazy import lazy_attributes
+from lakeless.registry._settings import DEFAULT_MAX_INLINE_BYTES, RegistrySettings
+
+if TYPE_CHECKING:
+    from lakeless.registry._errors import (
+        ModelNotFoundError,
+        ModelRejected,
+        RecordFormatError,
+        RegistryError,
+    )
+    from lakeless.registry._follower import RegistryFollower
+    from lakeless.registry._log import MAX_RECORD_BYTES
+    from lakeless.registry._record import (
+        FORMAT_VERSION,
+        ModelRecord,
+        ModelSummary,
+        Stage,
+        StageChange,
+        build_record,
+        decode_entry,
+        decode_summary,
+        encode_entry,
+    )
+    from lakeless.registry._registry import Registry
+    from lakeless.registry._state import RegistryState, VersionRef
+    from lakeless.registry._validate import model_bytes, validate
 
 __all__ = [
     "DEFAULT_MAX_INLINE_BYTES",
@@ -65,3 +72,26 @@ __all__ = [
     "model_bytes",
     "validate",
 ]
+
+__getattr__ = lazy_attributes(
+    __name__,
+    {
+        "._errors": ["ModelNotFoundError", "ModelRejected", "RecordFormatError", "RegistryError"],
+        "._follower": ["RegistryFollower"],
+        "._log": ["MAX_RECORD_BYTES"],
+        "._record": [
+            "FORMAT_VERSION",
+            "ModelRecord",
+            "ModelSummary",
+            "Stage",
+            "StageChange",
+            "build_record",
+            "decode_entry",
+            "decode_summary",
+            "encode_entry",
+        ],
+        "._registry": ["Registry"],
+        "._state": ["RegistryState", "VersionRef"],
+        "._validate": ["model_bytes", "validate"],
+    },
+)

@@ -24,7 +24,7 @@ class ModelRejected(RegistryError):
 
     Attributes:
         reason: machine-readable code: ``format`` (record does not decode), ``format_version``,
-            ``threshold``, ``features``, ``schema_version``, ``normalization``,
+            ``threshold``, ``pipeline``, ``features``, ``normalization``,
             ``missing_bytes``, ``checksum`` or ``onnx``.
         detail: human-readable explanation (also the message).
     """

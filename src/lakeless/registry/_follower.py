@@ -5,8 +5,9 @@ caller calls `RegistryFollower.poll` between two batches: it reads whatever arri
 waiting, and when another version has become live it loads and validates it and returns it; the
 caller swaps models there, so a batch is always scored by one model.
 
-A model that fails `lakeless.registry.validate` (checksum, features, schema version, ONNX that
-does not load or breaks the contract, a ``format_version`` this code does not know) is refused
+A model that fails `lakeless.registry.validate` (checksum, another pipeline, inputs that are not
+features of the pipeline's schema, ONNX that does not load or breaks the contract, a
+``format_version`` this code does not know) is refused
 with an ERROR log line ``refused model NAME vN: <reason>`` and the current model keeps scoring;
 the refused version is tried again only if it is promoted again. A record that does not even
 decode is skipped with a WARNING naming ``topic[0]@offset``.
@@ -20,32 +21,32 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from types import TracebackType
 
 import msgspec
 from confluent_kafka import TopicPartition
 
+from lakeless._mixins import Closing
 from lakeless.config import Settings
 from lakeless.errors import KafkaError
 from lakeless.registry._errors import ModelRejected, RecordFormatError, RegistryError
-from lakeless.registry._log import LogReader, fetch_entry, fold_message
+from lakeless.registry._log import fetch_entry, fold, fold_message, registry_reader
 from lakeless.registry._record import ModelRecord, StageChange
 from lakeless.registry._validate import resolve_bytes, validate
-from lakeless.schema import FEATURES
 
 __all__ = ["RegistryFollower"]
 
 logger = logging.getLogger(__name__)
 
 
-class RegistryFollower:
+class RegistryFollower(Closing):
     """Follows the live version of model ``name`` on the registry topic.
 
     Args:
         settings: Kafka connection and topic names (``topics.models``).
         name: the model to follow.
-        expected_features: the columns the caller scores with, in order; a model with other
-            features is refused.
+        features: the features of the pipeline's current schema; a model whose inputs are not
+            among them is refused.
+        pipeline: the pipeline the caller reads; a model of another pipeline is refused.
         timeout: seconds the initial catch-up, or loading one promoted model, may take.
         max_records: most registry records one `poll` reads.
 
@@ -64,38 +65,31 @@ class RegistryFollower:
         settings: Settings,
         name: str,
         *,
-        expected_features: Sequence[str] = FEATURES,
+        features: Sequence[str],
+        pipeline: str | None = None,
         timeout: float = 30.0,
         max_records: int = 100,
     ) -> None:
         self.settings = settings
         self.name = name
-        self.expected_features = tuple(expected_features)
+        self.features = tuple(features)
+        self.pipeline = pipeline
         self.timeout = timeout
         self.max_records = max_records
         self.topic = settings.topics.models
         self.current: ModelRecord | None = None
         self.refused: dict[int, ModelRejected] = {}
         # Following the tail, the broker may hold a fetch up to 0.5 s: polls never wait for it.
-        self._reader = LogReader(settings.kafka, self.topic, timeout, fetch_wait_max_ms=500)
+        #: The registry's cluster (``settings.registry.bootstrap_servers``, else the data's).
+        self.kafka = settings.registry.kafka(settings.kafka)
+        self._reader = registry_reader(self.kafka, self.topic, timeout, fetch_wait_max_ms=500)
         try:
-            self.state = self._reader.fold()
+            self.state = fold(self._reader)
             self._catch_up()
             self._reader.consumer.assign([TopicPartition(self.topic, 0, self.state.end)])
         except BaseException:
             self._reader.close()
             raise
-
-    def __enter__(self) -> RegistryFollower:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Close the consumer."""
@@ -171,13 +165,13 @@ class RegistryFollower:
         keeping = f"v{self.current.version}" if self.current else "no model"
         try:
             try:
-                entry = fetch_entry(self.settings.kafka, self.topic, offset, self.timeout)
+                entry = fetch_entry(self.kafka, self.topic, offset, self.timeout)
             except RecordFormatError as exc:
                 raise ModelRejected("format", str(exc)) from exc
             if not isinstance(entry, ModelRecord):
                 raise ModelRejected("format", f"{self.topic}[0]@{offset} is not a model record")
             record = resolve_bytes(entry)
-            validate(record, self.expected_features)
+            validate(record, self.features, self.pipeline)
             record = msgspec.structs.replace(record, stage=self.state.stage(self.name, version))
         except ModelRejected as exc:
             self.refused[version] = exc

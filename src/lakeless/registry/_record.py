@@ -29,18 +29,18 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from importlib import metadata
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Required, TypedDict, TypeVar
 
 import msgspec
 
 from lakeless.registry._errors import RecordFormatError
-from lakeless.schema import FEATURES, SCHEMA_VERSION
 
 __all__ = [
     "FORMAT_VERSION",
     "NAME_PATTERN",
     "ModelRecord",
     "ModelSummary",
+    "RecordFields",
     "Stage",
     "StageChange",
     "build_record",
@@ -51,8 +51,13 @@ __all__ = [
     "headers_for",
 ]
 
-#: Version of the record layout this code writes and reads.
-FORMAT_VERSION: Final = 1
+#: Version of the record layout this code writes. 2 added ``pipeline`` and
+#: ``schema_fingerprint`` (replacing ``schema_version``).
+FORMAT_VERSION: Final = 2
+#: Versions this code reads (1: the car fleet's models before pipelines were declared).
+READABLE_FORMATS: Final = frozenset({1, 2})
+#: The pipeline a format-1 record belongs to.
+LEGACY_PIPELINE: Final = "car-fleet"
 #: Allowed model names: one CLI token that can be followed by ``:VERSION``.
 NAME_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z"
 _NAME_RE: Final = re.compile(NAME_PATTERN)
@@ -75,8 +80,10 @@ class ModelSummary(msgspec.Struct, kw_only=True, frozen=True, tag_field="kind", 
         size: length of the ONNX bytes.
         uri: where the ONNX bytes are when too large to travel in the record (``file://...``);
             ``None`` when they are inline.
-        features: model input columns, in order (`lakeless.schema.FEATURES` today).
-        schema_version: `lakeless.schema.SCHEMA_VERSION` of the features.
+        features: model input columns, in order (features of the pipeline's schema).
+        pipeline: the pipeline whose data the model was trained on.
+        schema_fingerprint: the fingerprint of that pipeline's schema version (hex).
+        schema_version: format 1 only: the car fleet's schema version.
         normalization: e.g. ``{"mean": [...], "variance": [...]}`` per feature, for audit only:
             the ONNX model normalizes by itself. ``None`` when the model has none.
         threshold: score above which an event is an anomaly.
@@ -98,7 +105,9 @@ class ModelSummary(msgspec.Struct, kw_only=True, frozen=True, tag_field="kind", 
     size: int
     uri: str | None = None
     features: tuple[str, ...]
-    schema_version: int
+    pipeline: str = LEGACY_PIPELINE
+    schema_fingerprint: str = ""
+    schema_version: int | None = None
     normalization: dict[str, list[float]] | None = None
     threshold: float
     metrics: dict[str, Any] = msgspec.field(default_factory=dict)
@@ -145,6 +154,8 @@ class StageChange(msgspec.Struct, kw_only=True, frozen=True, tag_field="kind", t
 
 Entry = ModelRecord | StageChange
 
+_T = TypeVar("_T")
+
 _encoder: Final = msgspec.msgpack.Encoder()
 _full_decoder: Final[msgspec.msgpack.Decoder[ModelRecord | StageChange]] = msgspec.msgpack.Decoder(
     ModelRecord | StageChange
@@ -166,10 +177,7 @@ def decode_entry(value: bytes | None) -> ModelRecord | StageChange:
     Raises:
         RecordFormatError: the value is not a registry record this code can read.
     """
-    try:
-        return _full_decoder.decode(value or b"")
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise RecordFormatError(f"not a registry record: {exc}") from exc
+    return _decode(_full_decoder, value)
 
 
 def decode_summary(value: bytes | None) -> ModelSummary | StageChange:
@@ -178,8 +186,12 @@ def decode_summary(value: bytes | None) -> ModelSummary | StageChange:
     Raises:
         RecordFormatError: the value is not a registry record this code can read.
     """
+    return _decode(_summary_decoder, value)
+
+
+def _decode(decoder: msgspec.msgpack.Decoder[_T], value: bytes | None) -> _T:
     try:
-        return _summary_decoder.decode(value or b"")
+        return decoder.decode(value or b"")
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise RecordFormatError(f"not a registry record: {exc}") from exc
 
@@ -217,13 +229,35 @@ def default_frameworks() -> dict[str, str]:
     return versions
 
 
+class RecordFields(TypedDict, total=False):
+    """The metadata `build_record` takes by keyword (stage and storage aside), for forwarding.
+
+    mypy checks every forwarding call against `build_record`'s signature, where the defaults and
+    the meaning of each field are.
+    """
+
+    threshold: Required[float]
+    features: Required[Sequence[str]]
+    pipeline: str
+    schema_fingerprint: str
+    normalization: Mapping[str, Sequence[float]] | None
+    metrics: Mapping[str, Any] | None
+    lineage: Mapping[str, Any] | None
+    frameworks: Mapping[str, str] | None
+    params: Mapping[str, Any] | None
+    report: Mapping[str, Any] | None
+    description: str
+
+
 def build_record(
     name: str,
     version: int,
     onnx_bytes: bytes,
     *,
     threshold: float,
-    features: Sequence[str] = FEATURES,
+    features: Sequence[str],
+    pipeline: str = LEGACY_PIPELINE,
+    schema_fingerprint: str = "",
     normalization: Mapping[str, Sequence[float]] | None = None,
     metrics: Mapping[str, Any] | None = None,
     lineage: Mapping[str, Any] | None = None,
@@ -235,14 +269,16 @@ def build_record(
     created_at: int | None = None,
     uri: str | None = None,
 ) -> ModelRecord:
-    """A `ModelRecord` for ``onnx_bytes``: sha256, size, schema version and time filled in.
+    """A `ModelRecord` for ``onnx_bytes``: sha256, size and time filled in.
 
     Args:
         name: model name (`NAME_PATTERN`).
         version: version number (>= 1).
         onnx_bytes: the serialized model.
         threshold: anomaly threshold on the score.
-        features: model inputs in order.
+        features: model inputs in order (features of the pipeline's schema).
+        pipeline: the pipeline the model was trained on.
+        schema_fingerprint: that pipeline's schema fingerprint (hex).
         normalization: per-feature statistics (e.g. ``mean`` / ``variance`` lists).
         metrics: evaluation results.
         lineage: training data (from the dataset reader).
@@ -258,9 +294,9 @@ def build_record(
         ValueError: invalid name or version.
 
     Example:
-        >>> record = build_record("car-ae", 1, b"onnx", threshold=0.5)
-        >>> record.ref, record.size, record.sha256[:8], len(record.features)
-        ('car-ae:1', 4, '87e93f89', 18)
+        >>> record = build_record("car-ae", 1, b"onnx", threshold=0.5, features=["a", "b"])
+        >>> record.ref, record.size, record.sha256[:8], record.features, record.pipeline
+        ('car-ae:1', 4, '87e93f89', ('a', 'b'), 'car-fleet')
     """
     check_name(name)
     if version < 1:
@@ -274,7 +310,8 @@ def build_record(
         size=len(onnx_bytes),
         uri=uri,
         features=tuple(features),
-        schema_version=SCHEMA_VERSION,
+        pipeline=pipeline,
+        schema_fingerprint=schema_fingerprint,
         normalization=(
             {key: [float(v) for v in values] for key, values in normalization.items()}
             if normalization is not None

@@ -15,64 +15,49 @@ from __future__ import annotations
 import builtins
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Final
+from typing import Unpack
 
 import msgspec
 from confluent_kafka import Producer
-from pydantic import BaseModel, ConfigDict, Field
 
+from lakeless._mixins import Closing
 from lakeless.config import Settings
 from lakeless.registry._errors import RegistryError
-from lakeless.registry._log import LogReader, append, fetch_entry, make_registry_producer
+from lakeless.registry._log import (
+    append,
+    fetch_entry,
+    fold,
+    make_registry_producer,
+    registry_reader,
+)
 from lakeless.registry._record import (
     ModelRecord,
     ModelSummary,
+    RecordFields,
     Stage,
     StageChange,
     build_record,
     check_name,
 )
+from lakeless.registry._settings import RegistrySettings
 from lakeless.registry._state import RegistryState, VersionRef
 from lakeless.registry._validate import check_checksum, model_bytes, validate
-from lakeless.schema import FEATURES
 
-__all__ = ["DEFAULT_MAX_INLINE_BYTES", "Registry", "RegistrySettings"]
+__all__ = ["Registry"]
 
 logger = logging.getLogger(__name__)
 
 #: ONNX models up to this size travel inside their record (the topic takes 64 MiB records).
-DEFAULT_MAX_INLINE_BYTES: Final = 48 * 1024 * 1024
 
 
-class RegistrySettings(BaseModel):
-    """How the registry stores models and waits on Kafka.
-
-    Attributes:
-        max_inline_bytes: larger ONNX models are written to `artifact_dir` and the record
-            carries a ``file://`` URI instead of the bytes.
-        artifact_dir: where too-large models go; a shared filesystem in a multi-host setup.
-            ``None``: registering a too-large model fails.
-        timeout: seconds one read of the log or one acknowledgement may take.
-        register_attempts: registrations that lost a version race are retried this often.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    max_inline_bytes: int = Field(default=DEFAULT_MAX_INLINE_BYTES, ge=1, le=60 * 1024 * 1024)
-    artifact_dir: Path | None = None
-    timeout: float = Field(default=30.0, gt=0)
-    register_attempts: int = Field(default=5, ge=1)
-
-
-class Registry:
+class Registry(Closing):
     """The model registry on the ``settings.topics.models`` topic.
 
     Args:
         settings: Kafka connection and topic names.
-        options: storage and timeouts.
+        options: storage and timeouts (default: ``settings.registry``).
 
     Example:
         ``with Registry(load_settings()) as registry: registry.promote("car-ae", 3)``
@@ -80,21 +65,12 @@ class Registry:
 
     def __init__(self, settings: Settings, options: RegistrySettings | None = None) -> None:
         self.settings = settings
-        self.options = options or RegistrySettings()
+        self.options = options or settings.registry
         self.topic = settings.topics.models
-        self._reader = LogReader(settings.kafka, self.topic, self.options.timeout)
+        #: The registry's cluster (``options.bootstrap_servers``, else the data's).
+        self.kafka = self.options.kafka(settings.kafka)
+        self._reader = registry_reader(self.kafka, self.topic, self.options.timeout)
         self._producer: Producer | None = None
-
-    def __enter__(self) -> Registry:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Close the Kafka clients."""
@@ -109,41 +85,29 @@ class Registry:
         Raises:
             RegistryError: the topic is missing or cannot be read.
         """
-        return self._reader.fold()
+        return fold(self._reader)
 
     def register(
         self,
         name: str,
         onnx_bytes: bytes,
         *,
-        threshold: float,
-        features: Sequence[str] = FEATURES,
-        normalization: Mapping[str, Sequence[float]] | None = None,
-        metrics: Mapping[str, Any] | None = None,
-        lineage: Mapping[str, Any] | None = None,
-        frameworks: Mapping[str, str] | None = None,
-        params: Mapping[str, Any] | None = None,
-        report: Mapping[str, Any] | None = None,
-        description: str = "",
         stage: Stage = "candidate",
         check: bool = True,
+        **fields: Unpack[RecordFields],
     ) -> ModelRecord:
         """Append a new version of model ``name``; return its record (version assigned).
 
         Args:
             name: model name (letters, digits, ``_.-``).
             onnx_bytes: the serialized model, honouring `lakeless.model.onnx`'s contract.
-            threshold: anomaly threshold on the score.
-            features: model inputs in order.
-            normalization: per-feature statistics (e.g. ``mean`` / ``variance`` lists).
-            metrics: evaluation results.
-            lineage: what it was trained on (the dataset reader's resolved offsets).
-            frameworks: library versions (Python, lakeless, ONNX Runtime are added).
-            params: hyperparameters.
-            report: training report.
-            description: free text.
             stage: ``candidate`` (default) or ``live`` (register and promote at once).
             check: validate the model against its own feature list first (`validate`).
+            **fields: the record's metadata, as `build_record` takes it: ``threshold`` and
+                ``features`` (required), ``pipeline``, ``schema_fingerprint``, ``normalization``,
+                ``metrics``, ``lineage`` (what it was trained on: the dataset reader's resolved
+                offsets), ``frameworks`` (Python, lakeless, ONNX Runtime are added), ``params``,
+                ``report``, ``description``.
 
         Raises:
             ModelRejected: ``check`` is on and the model would be refused by scorers.
@@ -163,22 +127,14 @@ class Registry:
                 name,
                 version,
                 onnx_bytes,
-                threshold=threshold,
-                features=features,
-                normalization=normalization,
-                metrics=metrics,
-                lineage=lineage,
-                frameworks=frameworks,
-                params=params,
-                report=report,
-                description=description,
                 stage=stage,
                 uri=uri,
+                **fields,
             )
             if check and attempt == 1:
-                validate(record, expected_features=record.features)
+                validate(record, record.features)
             offset = append(self._get_producer(), self.topic, record, self.options.timeout)
-            self._reader.fold(state, end=offset + 1)
+            fold(self._reader, state, end=offset + 1)
             if state.offsets.get((name, version)) == offset:
                 logger.info(
                     "registered model %s v%d (%s, %d bytes%s) at %s[0]@%d",
@@ -242,7 +198,8 @@ class Registry:
         version: VersionRef,
         *,
         check: bool = True,
-        expected_features: Sequence[str] = FEATURES,
+        features: Sequence[str] | None = None,
+        pipeline: str | None = None,
     ) -> StageChange:
         """Make a version the live one; the version that was live becomes archived.
 
@@ -251,9 +208,9 @@ class Registry:
         Args:
             name: model name.
             version: the version (see `get`; ``"latest"`` promotes the newest).
-            check: refuse to promote a model scorers would refuse (`validate` against
-                ``expected_features``).
-            expected_features: what scorers feed.
+            check: refuse to promote a model scorers would refuse (`validate`).
+            features: the features of the pipeline's current schema (default: the model's own).
+            pipeline: the pipeline scorers read (default: not checked).
 
         Raises:
             ModelNotFoundError: no such model or version.
@@ -263,7 +220,8 @@ class Registry:
         state = self.state()
         number = state.resolve(name, version)
         if check:
-            validate(self._fetch(state, name, number), expected_features)
+            record = self._fetch(state, name, number)
+            validate(record, record.features if features is None else features, pipeline)
         change = StageChange(name=name, version=number, stage="live", at=int(time.time() * 1000))
         offset = append(self._get_producer(), self.topic, change, self.options.timeout)
         previous = state.live_version(name)
@@ -309,14 +267,14 @@ class Registry:
 
     def _fetch(self, state: RegistryState, name: str, version: int) -> ModelRecord:
         offset = state.offsets[(name, version)]
-        entry = fetch_entry(self.settings.kafka, self.topic, offset, self.options.timeout)
+        entry = fetch_entry(self.kafka, self.topic, offset, self.options.timeout)
         if not isinstance(entry, ModelRecord):
             raise RegistryError(f"{self.topic}[0]@{offset} is not a model record")
         return msgspec.structs.replace(entry, stage=state.stage(name, version))
 
     def _get_producer(self) -> Producer:
         if self._producer is None:
-            self._producer = make_registry_producer(self.settings.kafka)
+            self._producer = make_registry_producer(self.kafka)
         return self._producer
 
     def _store(self, name: str, version: int, data: bytes) -> str:

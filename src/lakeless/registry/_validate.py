@@ -1,17 +1,18 @@
 """Is a registered model safe to score with? `validate` says why not.
 
-Checked, cheapest first: the record's ``format_version``, a finite threshold, the feature list
-(names and order) and schema version against what the scorer feeds, the normalization's length,
-that the ONNX bytes are there (inline or at the ``file://`` URI) and hash to ``sha256``, and that
-ONNX Runtime loads them and the graph honours the scoring contract of `lakeless.model.onnx`,
-including one run on a two-row batch.
+Checked, cheapest first: the record's ``format_version``, a finite threshold, the pipeline, the
+feature list (every input must be a feature of the pipeline's current schema, so a model keeps
+scoring after a field is added), the normalization's length, that the ONNX bytes are there
+(inline or at the ``file://`` URI) and hash to ``sha256``, and that ONNX Runtime loads them and
+the graph honours the scoring contract of `lakeless.model.onnx`, including one run on a
+two-row batch.
 
 Example:
-    >>> from lakeless.testing.models import make_test_onnx
+    >>> from lakeless.testing.models import FEATURES, make_test_onnx
     >>> from lakeless.registry import build_record
-    >>> record = build_record("m", 1, make_test_onnx(), threshold=1.0)
-    >>> validate(record)
-    >>> validate(msgspec.structs.replace(record, threshold=float("nan")))
+    >>> record = build_record("m", 1, make_test_onnx(), threshold=1.0, features=FEATURES)
+    >>> validate(record, FEATURES)
+    >>> validate(msgspec.structs.replace(record, threshold=float("nan")), FEATURES)
     Traceback (most recent call last):
     ...
     lakeless.registry._errors.ModelRejected: threshold is nan, not a finite number
@@ -29,8 +30,7 @@ import msgspec
 import numpy as np
 
 from lakeless.registry._errors import ModelRejected
-from lakeless.registry._record import FORMAT_VERSION, ModelRecord
-from lakeless.schema import FEATURES, SCHEMA_VERSION
+from lakeless.registry._record import FORMAT_VERSION, READABLE_FORMATS, ModelRecord
 
 __all__ = ["check_checksum", "model_bytes", "resolve_bytes", "validate"]
 
@@ -61,31 +61,32 @@ def resolve_bytes(record: ModelRecord) -> ModelRecord:
     return msgspec.structs.replace(record, onnx=model_bytes(record))
 
 
-def validate(record: ModelRecord, expected_features: Sequence[str] = FEATURES) -> None:
-    """Raise `ModelRejected` unless ``record`` can score the features ``expected_features``.
+def validate(record: ModelRecord, features: Sequence[str], pipeline: str | None = None) -> None:
+    """Raise `ModelRejected` unless ``record`` can score a pipeline with ``features``.
 
     Args:
         record: the model; with a URI instead of inline bytes, the file is read.
-        expected_features: the columns the scorer will feed, in order.
+        features: the features of the pipeline's current schema; the model's inputs must be
+            among them (a model trained before a field was added keeps scoring).
+        pipeline: the pipeline the scorer reads; ``None``: not checked.
 
     Raises:
         ModelRejected: with ``reason`` and a one-line ``detail`` naming what does not match.
     """
-    if record.format_version != FORMAT_VERSION:
+    if record.format_version not in READABLE_FORMATS:
         raise ModelRejected(
             "format_version",
             f"record format_version {record.format_version} is unknown "
-            f"(this lakeless reads {FORMAT_VERSION})",
+            f"(this lakeless reads {sorted(READABLE_FORMATS)}, writes {FORMAT_VERSION})",
         )
     if not math.isfinite(record.threshold):
         raise ModelRejected("threshold", f"threshold is {record.threshold}, not a finite number")
-    _check_features(tuple(record.features), tuple(expected_features))
-    if record.schema_version != SCHEMA_VERSION:
+    if pipeline is not None and record.pipeline != pipeline:
         raise ModelRejected(
-            "schema_version",
-            f"model was trained on schema version {record.schema_version}, "
-            f"scorer reads version {SCHEMA_VERSION}",
+            "pipeline",
+            f"model was trained on pipeline {record.pipeline!r}, scorer reads {pipeline!r}",
         )
+    _check_features(tuple(record.features), tuple(features))
     n_features = len(record.features)
     for key, values in (record.normalization or {}).items():
         if len(values) != n_features:
@@ -109,22 +110,20 @@ def check_checksum(record: ModelRecord, data: bytes) -> None:
         )
 
 
-def _check_features(got: tuple[str, ...], expected: tuple[str, ...]) -> None:
-    if got == expected:
-        return
-    missing = [f for f in expected if f not in got]
-    extra = [f for f in got if f not in expected]
-    if missing or extra:
-        detail = f"missing {missing}" if missing else ""
-        detail += ("; " if missing and extra else "") + (f"unexpected {extra}" if extra else "")
-    else:
-        at = next(i for i, (a, b) in enumerate(zip(got, expected, strict=True)) if a != b)
-        detail = (
-            f"same names in another order (position {at}: {got[at]!r}, expected {expected[at]!r})"
+def _check_features(got: tuple[str, ...], available: tuple[str, ...]) -> None:
+    if not got:
+        raise ModelRejected("features", "model has no input features")
+    repeated = sorted({f for f in got if got.count(f) > 1})
+    if repeated:
+        raise ModelRejected("features", f"input features repeat {repeated}")
+    missing = [f for f in got if f not in available]
+    if missing:
+        raise ModelRejected(
+            "features",
+            f"model inputs {missing} are not features of the pipeline's schema "
+            f"({len(available)} features: {', '.join(available[:6])}"
+            f"{', ...' if len(available) > 6 else ''})",
         )
-    raise ModelRejected(
-        "features", f"input features do not match the scorer's ({len(expected)}): {detail}"
-    )
 
 
 def _check_onnx(data: bytes, n_features: int) -> None:

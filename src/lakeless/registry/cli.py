@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from lakeless._cli import settings_command
+
 if TYPE_CHECKING:
     from lakeless.config import Settings
     from lakeless.registry import ModelSummary, Registry
@@ -22,47 +24,16 @@ models_app = typer.Typer(
     no_args_is_help=True,
 )
 
-Bootstrap = Annotated[
-    str | None,
-    typer.Option(
-        envvar="LAKELESS_KAFKA__BOOTSTRAP_SERVERS", help="Kafka bootstrap servers [127.0.0.1:9092]."
-    ),
-]
-Topic = Annotated[
-    str | None,
-    typer.Option(
-        envvar="LAKELESS_TOPICS__MODELS", help="Registry topic (default lakeless.models)."
-    ),
-]
-AsJson = Annotated[
-    bool, typer.Option("--json", envvar="LAKELESS_MODELS_JSON", help="Print JSON on stdout.")
-]
-ArtifactDir = Annotated[
-    Path | None,
-    typer.Option(
-        envvar="LAKELESS_MODELS_ARTIFACT_DIR",
-        help="Folder of models too large to travel inside their record.",
-    ),
-]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+Ref = Annotated[str, typer.Argument(metavar="NAME[:VERSION]", help="Model and version.")]
+#: The registry's options (--artifact-dir, --timeout, ...) from `RegistrySettings`.
+registry_command = settings_command("registry", pipeline=False)
 
 
-def _settings(bootstrap: str | None, topic: str | None) -> Settings:
-    from lakeless.config import load_settings
+def _registry(settings: Settings) -> Registry:
+    from lakeless.registry import Registry
 
-    overrides: dict[str, Any] = {}
-    if bootstrap:
-        overrides["kafka"] = {"bootstrap_servers": bootstrap}
-    if topic:
-        overrides["topics"] = {"models": topic}
-    return load_settings(**overrides)
-
-
-def _registry(
-    bootstrap: str | None, topic: str | None, artifact_dir: Path | None = None
-) -> Registry:
-    from lakeless.registry import Registry, RegistrySettings
-
-    return Registry(_settings(bootstrap, topic), RegistrySettings(artifact_dir=artifact_dir))
+    return Registry(settings)
 
 
 def parse_ref(ref: str) -> tuple[str, int | str | None]:
@@ -100,54 +71,46 @@ def _metrics_text(metrics: dict[str, Any], limit: int = 3) -> str:
 
 
 @models_app.command("list")
+@registry_command
 def list_models(
-    name: Annotated[
-        str | None, typer.Option(envvar="LAKELESS_MODELS_NAME", help="Only this model.")
-    ] = None,
+    settings: Settings,
+    name: Annotated[str | None, typer.Option(help="Only this model.")] = None,
     as_json: AsJson = False,
-    bootstrap: Bootstrap = None,
-    topic: Topic = None,
 ) -> None:
-    """List registered model versions with their stage, size, threshold and key metrics."""
+    """List registered model versions: stage, pipeline, when, threshold (more: models show)."""
     import msgspec
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    with _registry(bootstrap, topic) as registry:
+    with _registry(settings) as registry:
         summaries = registry.list(name)
     if as_json:
         typer.echo(msgspec.json.encode(summaries).decode())
         return
-    table = Table("model", "version", "stage", "created (UTC)", "size", "threshold", "sha256")
-    table.add_column("metrics")
+    # Fits 80 columns: the long fields (sha256, metrics, lineage) are in `models show`.
+    table = Table("model", "stage", "pipeline", "created (UTC)", "threshold", box=box.SIMPLE)
     styles = {"live": "bold green", "archived": "dim"}
     for s in summaries:
         table.add_row(
-            s.name,
-            str(s.version),
+            s.ref,
             s.stage,
-            _when(s.created_at),
-            _size(s.size) + (" (uri)" if s.uri else ""),
-            f"{s.threshold:.6g}",
-            s.sha256[:12],
-            _metrics_text(s.metrics),
+            s.pipeline,
+            _when(s.created_at)[:16],
+            f"{s.threshold:.4g}",
             style=styles.get(s.stage),
         )
     Console().print(table if summaries else "no models registered")
 
 
 @models_app.command()
-def show(
-    ref: Annotated[str, typer.Argument(metavar="NAME[:VERSION]", help="Model and version.")],
-    as_json: AsJson = False,
-    bootstrap: Bootstrap = None,
-    topic: Topic = None,
-) -> None:
+@registry_command
+def show(settings: Settings, ref: Ref, as_json: AsJson = False) -> None:
     """Show one model version: metadata, lineage, metrics, frameworks (never the ONNX bytes)."""
     from lakeless.registry._registry import describe
 
     name, version = parse_ref(ref)
-    with _registry(bootstrap, topic) as registry:
+    with _registry(settings) as registry:
         state = registry.state()
         number = state.resolve(name, version)
         summary = state.summary(name, number)
@@ -173,9 +136,15 @@ def _print_summary(summary: ModelSummary, data: dict[str, Any]) -> None:
     table.add_row("sha256", summary.sha256)
     table.add_row("size", f"{summary.size:,} bytes" + (f" at {summary.uri}" if summary.uri else ""))
     table.add_row("threshold", f"{summary.threshold:.6g}")
-    table.add_row("features", f"{len(summary.features)} (schema v{summary.schema_version})")
+    table.add_row(
+        "features",
+        f"{len(summary.features)} (pipeline {summary.pipeline}, schema "
+        f"{summary.schema_fingerprint or f'v{summary.schema_version}'})",
+    )
     record = data["record"]
     table.add_row("record", f"{record['topic']}[{record['partition']}]@{record['offset']}")
+    if summary.metrics:
+        table.add_row("key metrics", _metrics_text(summary.metrics))
     if summary.description:
         table.add_row("description", summary.description)
     for key in ("metrics", "lineage", "frameworks", "params", "normalization"):
@@ -186,19 +155,17 @@ def _print_summary(summary: ModelSummary, data: dict[str, Any]) -> None:
 
 
 @models_app.command()
+@registry_command
 def promote(
+    settings: Settings,
     ref: Annotated[str, typer.Argument(metavar="NAME:VERSION", help="The version to make live.")],
     force: Annotated[
         bool,
         typer.Option(
             "--force",
-            envvar="LAKELESS_MODELS_FORCE",
             help="Promote even if the model fails validation (scorers will still refuse it).",
         ),
     ] = False,
-    bootstrap: Bootstrap = None,
-    topic: Topic = None,
-    artifact_dir: ArtifactDir = None,
 ) -> None:
     """Make a version live; scorers swap to it between batches; the old live one is archived.
 
@@ -210,25 +177,25 @@ def promote(
     name, version = parse_ref(ref)
     if version is None:
         raise typer.BadParameter("give the version to promote: NAME:VERSION")
-    with _registry(bootstrap, topic, artifact_dir) as registry:
+    with _registry(settings) as registry:
         change = registry.promote(name, version, check=not force)
     Console().print(f"[bold]{name}:{change.version}[/] is live")
 
 
 @models_app.command()
+@registry_command
 def export(
-    ref: Annotated[str, typer.Argument(metavar="NAME[:VERSION]", help="Model and version.")],
+    settings: Settings,
+    ref: Ref,
     path: Annotated[
         Path,
         typer.Argument(help="The .onnx file to write, or a folder; a .json sidecar goes beside."),
     ],
-    bootstrap: Bootstrap = None,
-    topic: Topic = None,
 ) -> None:
     """Write a model's ONNX file (checksum verified) and its metadata as JSON beside it."""
     from rich.console import Console
 
     name, version = parse_ref(ref)
-    with _registry(bootstrap, topic) as registry:
+    with _registry(settings) as registry:
         onnx_path, sidecar = registry.export(name, version, path)
     Console().print(f"wrote {onnx_path} and {sidecar}")

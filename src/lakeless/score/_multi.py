@@ -20,8 +20,9 @@ from typing import Any
 
 from lakeless.config import Settings
 from lakeless.lifecycle import RunLimits, Stopper, stop_on_signals
-from lakeless.score._scorer import ScorerFactory
-from lakeless.score._stage import ScoreError, ScoreSettings, ScoreStage
+from lakeless.model.scoring import ScorerFactory
+from lakeless.pipeline import Pipeline
+from lakeless.score._stage import ScoreError, ScoreStage
 from lakeless.score._stats import ScoreStats
 
 __all__ = ["run_processes"]
@@ -31,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 def _worker(
     settings: Settings,
-    config: ScoreSettings,
+    pipeline: Pipeline | None,
     limits: RunLimits,
     index: int,
     results: Any,
@@ -41,7 +42,7 @@ def _worker(
     if setup is not None:
         setup()
     try:
-        stats = ScoreStage(settings, config, scorer_factory=factory, index=index).run(limits)
+        stats = ScoreStage(settings, pipeline, scorer_factory=factory, index=index).run(limits)
     except BaseException as exc:
         results.put((index, None, f"{type(exc).__name__}: {exc}"))
         raise
@@ -50,7 +51,7 @@ def _worker(
 
 def run_processes(
     settings: Settings,
-    config: ScoreSettings,
+    pipeline: Pipeline | None = None,
     limits: RunLimits | None = None,
     processes: int = 2,
     *,
@@ -60,9 +61,9 @@ def run_processes(
     """Run ``processes`` scorer workers in the same consumer group; merge their stats.
 
     Args:
-        settings: connections and topics.
-        config: the stage's settings (every worker gets the same).
-        limits: each worker's limits.
+        settings: connections and the stage's settings (every worker gets the same).
+        pipeline: the pipeline (default: the built-in car fleet).
+        limits: each worker's limits (default: the settings').
         processes: number of workers.
         scorer_factory: picklable; default `OnnxScorerFactory`.
         setup: picklable callable each worker runs first (e.g. logging configuration).
@@ -75,7 +76,15 @@ def run_processes(
     workers = [
         context.Process(
             target=_worker,
-            args=(settings, config, limits or RunLimits(), i, results, setup, scorer_factory),
+            args=(
+                settings,
+                pipeline,
+                limits or settings.score.limits(),
+                i,
+                results,
+                setup,
+                scorer_factory,
+            ),
             name=f"score-{i}",
         )
         for i in range(processes)

@@ -2,31 +2,34 @@
 
 Endpoints:
 
-- ``POST /score``: one event, a JSON object with the 18 features of `lakeless.schema.FEATURES`
-  (a whole `lakeless.schema.SensorEvent` works: other fields are ignored, except ``car_id``,
-  ``ts`` and ``seq``, which are echoed) -> ``{score, threshold, anomaly, model, version,
-  top_features}``;
+- ``POST /score``: one event, a JSON object of the pipeline's schema, validated exactly as
+  ``preprocess`` validates raw records (unknown, missing, non-finite, out-of-range fields are
+  refused with the same reason codes: 422 ``{"reason", "field", "detail"}``) ->
+  ``{score, threshold, anomaly, model, version, top_features}`` plus the event's key, time and
+  sequence fields under their own names;
 - ``POST /score/batch``: JSON, either a list of such events or the compact
-  ``{"features": [[18 floats], ...]}``, -> ``{model, version, threshold, scores, anomaly,
-  top_features}`` (``top_features`` is empty for rows that are not anomalies; add
-  ``?errors=true`` for every row's ``feature_errors``); or the raw float32 form of
+  ``{"features": [[one number per model input, in the order of GET /model], ...]}``
+  (range-checked), -> ``{model, version,
+  threshold, scores, anomaly, top_features}`` (``top_features`` is empty for rows that are not
+  anomalies; add ``?errors=true`` for every row's ``feature_errors``); or the raw float32 form of
   `lakeless.serve._wire` (``Content-Type: application/x-lakeless-features``), which is what
   ``lakeless score --via`` sends;
-- ``GET /model``: the live model's name, version, threshold, sha256 and stage;
+- ``GET /model``: the live model's name, version, threshold, sha256, stage and features;
 - ``GET /health``: ``{"status": "ok", "ready": <a model is live>, "model": "name:version"}``,
   always 200 (the process is alive); ``/model`` and the scoring endpoints answer 503 until a
   model is live.
 
-JSON is read and written with msgspec (several times faster than the standard library on arrays
-of floats), not with FastAPI's pydantic body parsing. A request reads the live model once and is
-answered by that model alone; the registry watcher swaps models between requests.
+A non-finite score is an anomaly. JSON is read and written with msgspec, not with FastAPI's
+pydantic body parsing. A request reads the live model once and is answered by that model
+alone; the registry watcher swaps models between requests.
 
 Example:
     >>> from fastapi.testclient import TestClient
     >>> from lakeless.registry import build_record
-    >>> from lakeless.testing.models import make_test_onnx
-    >>> app = create_app(None, ServeSettings(model="m"))
-    >>> _ = app.state.live.offer(build_record("m", 1, make_test_onnx(bias=1.0), threshold=2.0))
+    >>> from lakeless.testing.models import FEATURES, make_test_onnx
+    >>> app = create_app(None)
+    >>> record = build_record("m", 1, make_test_onnx(bias=1.0), threshold=2.0, features=FEATURES)
+    >>> _ = app.state.live.offer(record)
     >>> with TestClient(app) as client:
     ...     client.post("/score/batch", json={"features": [[0.0] * 18]}).json()["scores"]
     [1.0]
@@ -35,6 +38,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import operator
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -44,14 +48,17 @@ from typing import Any, Final
 import msgspec
 import numpy as np
 from fastapi import FastAPI, HTTPException, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from lakeless.config import Settings
+from lakeless.kafka import StageStats
 from lakeless.lifecycle import Stopper
-from lakeless.schema import FEATURES
-from lakeless.score import OnnxScorerFactory, TopFeature, top_features
+from lakeless.model.scoring import OnnxScorerFactory
+from lakeless.pipeline import Pipeline
+from lakeless.preprocess.validate import Rejection, Validator
+from lakeless.schema.outputs import TopFeature, top_features
 from lakeless.serve._models import LiveModel, RegistryWatcher, Served
+from lakeless.serve._settings import ServeSettings
 from lakeless.serve._wire import (
     FEATURES_TYPE,
     MODEL_HEADER,
@@ -63,35 +70,22 @@ from lakeless.serve._wire import (
     encode_scores,
 )
 
-__all__ = ["ServeSettings", "ServeStats", "create_app"]
+__all__ = ["ServeStats", "create_app"]
 
-_N: Final = len(FEATURES)
 _JSON: Final = "application/json"
-
-#: One event: the 18 features first (so ``astuple(...)[:18]`` is the feature row), then the
-#: optional identifiers echoed in the answer; other fields of a sensor event are ignored.
-_Event: Any = msgspec.defstruct(
-    "ScoreRequest",
-    [(name, float) for name in FEATURES]
-    + [("car_id", str | None, None), ("ts", int | None, None), ("seq", int | None, None)],
-    kw_only=True,
-)
 
 
 class _Columns(msgspec.Struct, forbid_unknown_fields=True):
     features: list[list[float]]
 
 
-class _ScoreResponse(msgspec.Struct, omit_defaults=True):
+class _ScoreResponse(msgspec.Struct):
     score: float
     threshold: float
     anomaly: bool
     model: str
     version: int
     top_features: list[TopFeature]
-    car_id: str | None = None
-    ts: int | None = None
-    seq: int | None = None
 
 
 class _BatchResponse(msgspec.Struct, omit_defaults=True):
@@ -104,81 +98,35 @@ class _BatchResponse(msgspec.Struct, omit_defaults=True):
     feature_errors: list[list[float]] | None = None
 
 
-_event_decoder: Final = msgspec.json.Decoder(_Event)
-_events_decoder: Final = msgspec.json.Decoder(list[_Event])
 _columns_decoder: Final = msgspec.json.Decoder(_Columns)
 _encoder: Final = msgspec.json.Encoder()
 
 
-class ServeSettings(BaseModel):
-    """The model server's own settings (connections and topic names come from `Settings`).
-
-    Attributes:
-        model: registry name of the model to serve (its live version).
-        host: interface to listen on.
-        port: TCP port.
-        top_k: features named per scored event (per anomaly in a batch).
-        intra_op_threads: ONNX Runtime threads per inference.
-        poll_interval: seconds between two registry polls (how soon a promotion is served).
-        registry_timeout: seconds the registry catch-up or one model load may take.
-        max_rows: most events one request may carry (413 beyond).
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    model: str = Field(default="car-autoencoder", min_length=1)
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=0, le=65535)
-    top_k: int = Field(default=3, ge=0, le=_N)
-    intra_op_threads: int = Field(default=1, ge=0)
-    poll_interval: float = Field(default=0.5, gt=0)
-    registry_timeout: float = Field(default=30.0, gt=0)
-    max_rows: int = Field(default=100_000, ge=1)
-
-
 @dataclass
-class ServeStats:
-    """What a server answered.
+class ServeStats(StageStats):
+    """What a server answered (``in``: events scored).
 
     Attributes:
         requests: scoring requests answered with scores.
-        events: events scored.
         rejected: scoring requests refused (bad input: 4xx).
         unavailable: scoring requests answered 503 (no live model).
         by_model: events scored per ``name:version``.
-        seconds: wall time served.
-        stopped_by: why the server stopped.
     """
 
     requests: int = 0
-    events: int = 0
     rejected: int = 0
     unavailable: int = 0
     by_model: Counter[str] = field(default_factory=Counter)
-    seconds: float = 0.0
-    stopped_by: str = ""
 
     @property
-    def rate(self) -> float:
-        """Events per second over `seconds`."""
-        return self.events / self.seconds if self.seconds > 0 else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {
-            "requests": self.requests,
-            "events": self.events,
-            "rejected": self.rejected,
-            "unavailable": self.unavailable,
-            "by_model": dict(self.by_model),
-            "seconds": round(self.seconds, 3),
-            "rate": round(self.rate, 1),
-            "stopped_by": self.stopped_by,
-        }
+    def events(self) -> int:
+        """Events scored."""
+        return self.received
 
 
 def create_app(
     settings: Settings | None,
+    pipeline: Pipeline | None = None,
     config: ServeSettings | None = None,
     *,
     live: LiveModel | None = None,
@@ -187,9 +135,10 @@ def create_app(
     """The model server's ASGI app.
 
     Args:
-        settings: Kafka and topics; the app follows ``config.model`` on the registry while it
-            runs (from its lifespan start). ``None``: no registry, serve what is offered to
+        settings: Kafka and topics; the app follows the model on the registry while it runs
+            (from its lifespan start). ``None``: no registry, serve what is offered to
             ``app.state.live`` (tests, a fixed model).
+        pipeline: the pipeline whose events it scores (default: the built-in car fleet).
         config: the server's settings.
         live: the model holder (a new `LiveModel` with `OnnxScorerFactory` by default).
         stopper: told about every scoring request (``add(1)``), for ``--count`` and
@@ -199,9 +148,19 @@ def create_app(
         The app; ``app.state`` has ``live`` (`LiveModel`), ``stats`` (`ServeStats`) and, once
         started with ``settings``, ``watcher`` (`RegistryWatcher`).
     """
+    from lakeless.config import Settings as _Settings
+
     config = config or ServeSettings()
-    live = live or LiveModel(OnnxScorerFactory(config.intra_op_threads))
+    pipeline = pipeline or Pipeline.builtin(settings or _Settings())
+    schema = pipeline.schema
+    model_name = config.model or pipeline.model
+    live = live or LiveModel(OnnxScorerFactory(config.threads))
     stats = ServeStats()
+    validator = Validator(schema, max_future_ms=None, min_ts_ms=None)
+    read_features = _feature_reader(schema.feature_names)
+    identity = [schema.key, schema.time, *([schema.sequence] if schema.sequence else [])]
+    low = np.array([_bound(schema.field(f).min, -np.inf) for f in schema.feature_names])
+    high = np.array([_bound(schema.field(f).max, np.inf) for f in schema.feature_names])
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -212,8 +171,10 @@ def create_app(
                 watcher = await run_in_threadpool(
                     RegistryWatcher,
                     settings,
-                    config.model,
+                    model_name,
                     live,
+                    features=schema.feature_names,
+                    pipeline=pipeline.name,
                     poll_interval=config.poll_interval,
                     timeout=config.registry_timeout,
                 )
@@ -233,7 +194,7 @@ def create_app(
 
     app = FastAPI(
         title="lakeless model server",
-        summary="Scores sensor events with the registry's live model (hot-swapped).",
+        summary="Scores events with the registry's live model (hot-swapped).",
         lifespan=lifespan,
     )
     app.state.live = live
@@ -244,19 +205,37 @@ def create_app(
         current = live.current
         if current is None:
             stats.unavailable += 1
-            raise HTTPException(503, f"no live version of model {config.model!r} yet")
+            raise HTTPException(503, f"no live version of model {model_name!r} yet")
         return current
 
-    def rejected(status: int, detail: str) -> HTTPException:
+    def rejected(status: int, detail: Any) -> HTTPException:
         stats.rejected += 1
         return HTTPException(status, detail)
 
+    def refused(rejection: Rejection, index: int | None = None) -> HTTPException:
+        detail: dict[str, Any] = {
+            "reason": rejection.reason.value,
+            "field": rejection.field,
+            "detail": rejection.detail,
+        }
+        if index is not None:
+            detail["index"] = index
+        return rejected(422, detail)
+
     def scored(model: Served, rows: int) -> None:
         stats.requests += 1
-        stats.events += rows
+        stats.received += rows
         stats.by_model[model.record.ref] += rows
         if stopper is not None:
             stopper.add(1)
+
+    def inputs(model: Served, matrix: np.ndarray) -> np.ndarray:
+        """The model's input columns of a pipeline feature matrix."""
+        names = schema.feature_names
+        columns = [names.index(f) for f in model.record.features]
+        if columns == list(range(len(names))):
+            return matrix
+        return np.ascontiguousarray(matrix[:, columns])
 
     @app.get("/health")
     def health() -> dict[str, Any]:
@@ -266,6 +245,7 @@ def create_app(
             "status": "ok",
             "ready": current is not None,
             "model": current.record.ref if current else None,
+            "pipeline": pipeline.name,
         }
 
     @app.get("/model")
@@ -285,28 +265,27 @@ def create_app(
 
     @app.post("/score")
     async def score_one(request: Request) -> Response:
-        """Score one event (JSON object with the 18 features)."""
+        """Score one event (a JSON object of the pipeline's schema)."""
         body = await request.body()
-        try:
-            event = _event_decoder.decode(body)
-        except msgspec.DecodeError as exc:
-            raise rejected(400, f"not a sensor event: {exc}") from exc
+        event = validator.validate(body)
+        if isinstance(event, Rejection):
+            raise refused(event)
         current = served()
-        row = np.array([msgspec.structs.astuple(event)[:_N]], np.float32)
+        row = inputs(current, np.array([read_features(event)], np.float32))
         scores, errors = current.scorer.score(row)
         record = current.record
         score = float(scores[0])
-        answer = _ScoreResponse(
-            score=score,
-            threshold=record.threshold,
-            anomaly=score > record.threshold,
-            model=record.name,
-            version=record.version,
-            top_features=top_features(row, errors, config.top_k)[0],
-            car_id=event.car_id,
-            ts=event.ts,
-            seq=event.seq,
+        answer = msgspec.structs.asdict(
+            _ScoreResponse(
+                score=score,
+                threshold=record.threshold,
+                anomaly=not score <= record.threshold,
+                model=record.name,
+                version=record.version,
+                top_features=top_features(row, errors, config.top_k, record.features)[0],
+            )
         )
+        answer.update({name: getattr(event, name) for name in identity})
         scored(current, 1)
         return Response(_encoder.encode(answer), media_type=_JSON)
 
@@ -315,24 +294,28 @@ def create_app(
         """Score a batch: JSON (events or ``{"features": ...}``) or raw float32 rows."""
         kind = request.headers.get("content-type", _JSON).split(";")[0].strip().lower()
         body = await request.body()
+        current = served()
+        record = current.record
+        n_inputs = len(record.features)
         binary = kind == FEATURES_TYPE
         if binary:
             try:
-                features = decode_features(body, _N)
+                features = decode_features(body, n_inputs)
             except WireFormatError as exc:
                 raise rejected(400, str(exc)) from exc
         elif kind == _JSON:
-            features = _json_features(body, rejected)
+            features = _json_features(body, current)
         else:
             raise rejected(415, f"Content-Type must be {_JSON} or {FEATURES_TYPE}, not {kind}")
         if len(features) > config.max_rows:
             raise rejected(413, f"{len(features)} events; at most {config.max_rows} a request")
-        current = served()
-        record = current.record
         if len(features):
             scores, feature_errors = await run_in_threadpool(current.scorer.score, features)
         else:
-            scores, feature_errors = np.zeros(0, np.float32), np.zeros((0, _N), np.float32)
+            scores, feature_errors = (
+                np.zeros(0, np.float32),
+                np.zeros((0, n_inputs), np.float32),
+            )
         scored(current, len(features))
         if binary:
             return Response(
@@ -344,11 +327,13 @@ def create_app(
                     THRESHOLD_HEADER: repr(record.threshold),
                 },
             )
-        flags = scores > record.threshold
+        flags = ~(scores <= record.threshold)  # NaN: an anomaly
         tops: list[list[TopFeature]] = [[] for _ in range(len(features))]
         hits = np.flatnonzero(flags)
         if len(hits):
-            picked = top_features(features[hits], feature_errors[hits], config.top_k)
+            picked = top_features(
+                features[hits], feature_errors[hits], config.top_k, record.features
+            )
             for i, top in zip(hits.tolist(), picked, strict=True):
                 tops[i] = top
         answer = _BatchResponse(
@@ -362,22 +347,58 @@ def create_app(
         )
         return Response(_encoder.encode(answer), media_type=_JSON)
 
+    def _json_features(body: bytes, model: Served) -> np.ndarray:
+        """``[n, model inputs]`` float32, validated: events, or rows of the model's inputs."""
+        if body.lstrip()[:1] == b"[":
+            try:
+                items = msgspec.json.decode(body)
+            except msgspec.DecodeError as exc:
+                raise rejected(400, f"not JSON: {exc}") from exc
+            rows = []
+            for index, item in enumerate(items):
+                event = validator.validate(_encoder.encode(item))
+                if isinstance(event, Rejection):
+                    raise refused(event, index)
+                rows.append(read_features(event))
+            events = np.array(rows, np.float32).reshape(-1, len(schema.feature_names))
+            return inputs(model, events)
+        names = model.record.features
+        n = len(names)
+        try:
+            columns = _columns_decoder.decode(body).features
+        except msgspec.DecodeError as exc:
+            raise rejected(400, f"not a batch of events: {exc}") from exc
+        try:  # ragged rows fail in np.array, rectangular ones of another width in reshape
+            matrix = np.array(columns, np.float64).reshape(len(columns), n)
+        except ValueError as exc:
+            raise rejected(
+                400, f"every row of 'features' must have {n} numbers ({', '.join(names)})"
+            ) from exc
+        where = [schema.feature_names.index(name) for name in names]
+        lows, highs = low[where], high[where]
+        bad = ~np.isfinite(matrix) | (matrix < lows) | (matrix > highs)
+        if bad.any():
+            row, column = (int(v) for v in np.argwhere(bad)[0])
+            name, value = names[column], matrix[row, column]
+            reason = "not_finite" if not np.isfinite(value) else "out_of_range"
+            detail = {
+                "reason": reason,
+                "field": name,
+                "index": row,
+                "detail": f"{name}: {value} is outside [{lows[column]}, {highs[column]}]",
+            }
+            raise rejected(422, detail)
+        return matrix.astype(np.float32)
+
     return app
 
 
-def _json_features(body: bytes, rejected: Callable[[int, str], HTTPException]) -> np.ndarray:
-    """``[n, 18]`` float32 from a JSON list of events or ``{"features": [[...], ...]}``."""
-    start = body.lstrip()[:1]
-    try:
-        if start == b"[":
-            events = _events_decoder.decode(body)
-            return np.array([msgspec.structs.astuple(e)[:_N] for e in events], np.float32).reshape(
-                -1, _N
-            )
-        rows = _columns_decoder.decode(body).features
-    except msgspec.DecodeError as exc:
-        raise rejected(400, f"not a batch of sensor events: {exc}") from exc
-    try:  # ragged rows fail in np.array, rectangular ones of another width in reshape
-        return np.array(rows, np.float32).reshape(len(rows), _N)
-    except ValueError as exc:
-        raise rejected(400, f"every row of 'features' must have {_N} numbers") from exc
+def _bound(value: float | None, default: float) -> float:
+    return default if value is None else float(value)
+
+
+def _feature_reader(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    get = operator.attrgetter(*names)
+    if len(names) == 1:
+        return lambda event: (get(event),)
+    return lambda event: tuple(get(event))

@@ -32,9 +32,8 @@ import httpx
 import numpy as np
 
 from lakeless.errors import LakelessError
+from lakeless.model.scoring import BatchScorer, ScoredBy
 from lakeless.registry import ModelRecord
-from lakeless.schema import FEATURES
-from lakeless.score import BatchScorer, ScoredBy
 from lakeless.serve._wire import (
     FEATURES_TYPE,
     MODEL_HEADER,
@@ -71,7 +70,7 @@ class HttpScorer:
     """
 
     def __init__(
-        self, client: httpx.Client, url: str, n_features: int = len(FEATURES), retry_for: float = 30
+        self, client: httpx.Client, url: str, n_features: int, retry_for: float = 30
     ) -> None:
         self.client = client
         self.endpoint = f"{url.rstrip('/')}/score/batch"

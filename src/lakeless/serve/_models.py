@@ -11,11 +11,11 @@ the current one keeps serving.
 
 Example:
     >>> from lakeless.registry import build_record
-    >>> from lakeless.testing.models import make_test_onnx
+    >>> from lakeless.testing.models import FEATURES, make_test_onnx
     >>> live = LiveModel()
     >>> live.current is None
     True
-    >>> live.offer(build_record("m", 1, make_test_onnx(), threshold=2.0))
+    >>> live.offer(build_record("m", 1, make_test_onnx(), threshold=2.0, features=FEATURES))
     True
     >>> live.current.record.ref
     'm:1'
@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lakeless.config import Settings
 from lakeless.errors import KafkaError
 from lakeless.model.onnx import ModelLoadError
+from lakeless.model.scoring import BatchScorer, OnnxScorerFactory, ScorerFactory
 from lakeless.registry import ModelRecord, ModelSummary, RegistryFollower
-from lakeless.score import BatchScorer, OnnxScorerFactory, ScorerFactory
 
 __all__ = ["LiveModel", "RegistryWatcher", "Served"]
 
@@ -94,6 +95,8 @@ class RegistryWatcher(threading.Thread):
         settings: Kafka connection and topic names.
         name: the model to follow.
         live: where newly live models go.
+        features: the pipeline's features (a model with other inputs is refused).
+        pipeline: the pipeline served (a model of another one is refused).
         poll_interval: seconds between two registry polls.
         timeout: seconds the catch-up, or loading one model, may take.
 
@@ -107,6 +110,8 @@ class RegistryWatcher(threading.Thread):
         name: str,
         live: LiveModel,
         *,
+        features: Sequence[str],
+        pipeline: str | None = None,
         poll_interval: float = 0.5,
         timeout: float = 30.0,
     ) -> None:
@@ -114,7 +119,9 @@ class RegistryWatcher(threading.Thread):
         self.live = live
         self.poll_interval = poll_interval
         self._stop_event = threading.Event()
-        self.follower = RegistryFollower(settings, name, timeout=timeout)
+        self.follower = RegistryFollower(
+            settings, name, features=features, pipeline=pipeline, timeout=timeout
+        )
         if self.follower.current is not None:
             live.offer(self.follower.current)
 

@@ -1,26 +1,23 @@
-"""Running the model server: uvicorn with the lakeless stop rules.
+"""Running the model server until a limit or a signal (`lakeless._http.HttpServer`).
 
-`run_serve` serves `lakeless.serve.create_app` with uvicorn until a `lakeless.lifecycle.RunLimits`
-limit is reached (``count``: scoring requests answered, ``timeout``, ``until_idle``: seconds
-without a scoring request) or SIGTERM/SIGINT arrives. Every way ends the same: uvicorn's graceful
-shutdown (``should_exit``: stop accepting, finish the requests in flight, close keep-alive
-connections, stop the registry watcher), then the function returns the `ServeStats`; a signal
-therefore ends the process with status 0, not by re-raising the signal as plain uvicorn does.
+`run_serve` serves `lakeless.serve.create_app` until a `lakeless.lifecycle.RunLimits` limit is
+reached (``count``: scoring requests answered, ``timeout``, ``until_idle``: seconds without a
+scoring request) or SIGTERM/SIGINT arrives; then uvicorn shuts down gracefully (finishing the
+requests in flight, stopping the registry watcher) and it returns the `ServeStats`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator
 
-import uvicorn
-
+from lakeless._http import HttpServer
 from lakeless.config import Settings
 from lakeless.errors import LakelessError
-from lakeless.lifecycle import RunLimits, Stopper, stop_on_signals
-from lakeless.serve._app import ServeSettings, ServeStats, create_app
+from lakeless.lifecycle import RunLimits, Stopper
+from lakeless.pipeline import Pipeline
+from lakeless.serve._app import ServeStats, create_app
 from lakeless.serve._models import LiveModel
+from lakeless.serve._settings import ServeSettings
 
 __all__ = ["ServeError", "run_serve"]
 
@@ -31,39 +28,24 @@ class ServeError(LakelessError):
     """The model server could not start (address in use, registry unreadable, ...)."""
 
 
-class _Server(uvicorn.Server):
-    """uvicorn's server, stopped by a `Stopper` (limits and signals) instead of its own."""
-
-    def __init__(self, config: uvicorn.Config, stopper: Stopper) -> None:
-        super().__init__(config)
-        self.stopper = stopper
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        with stop_on_signals(self.stopper):
-            yield
-
-    async def on_tick(self, counter: int) -> bool:
-        if not self.should_exit and self.stopper.done:  # checked every 0.1 s by uvicorn
-            logger.info("serve stopping: %s", self.stopper.reason)
-            self.should_exit = True
-        return await super().on_tick(counter)
-
-
 def run_serve(
     settings: Settings | None,
-    config: ServeSettings | None = None,
+    pipeline: Pipeline | None = None,
     limits: RunLimits | None = None,
     *,
     live: LiveModel | None = None,
+    config: ServeSettings | None = None,
 ) -> ServeStats:
-    """Serve the live model of ``config.model`` over HTTP until a limit or a signal.
+    """Serve the live model of the pipeline's model over HTTP until a limit or a signal.
 
     Args:
-        settings: Kafka and topics (``None``: no registry; serve what ``live`` holds).
-        config: the server's settings.
-        limits: when to stop by itself.
+        settings: Kafka, topics and ``settings.serve`` (``None``: no registry; serve what
+            ``live`` holds, with default settings).
+        pipeline: the pipeline (default: the built-in car fleet).
+        limits: when to stop by itself (default: the settings').
         live: the model holder (see `lakeless.serve.create_app`).
+        config: the server's settings (default: ``settings.serve``), e.g. a port for a server
+            without a registry.
 
     Returns:
         What was served; ``stopped_by`` says why it stopped.
@@ -72,30 +54,28 @@ def run_serve(
         ServeError: the server could not start (e.g. the port is taken).
         lakeless.registry.RegistryError: the registry topic is missing or unreadable.
     """
-    config = config or ServeSettings()
-    stopper = Stopper(limits)
-    app = create_app(settings, config, live=live, stopper=stopper)
-    uv_config = uvicorn.Config(
+    if config is None:
+        config = settings.serve if settings is not None else ServeSettings()
+    stopper = Stopper(limits or config.limits())
+    app = create_app(settings, pipeline, config, live=live, stopper=stopper)
+    server = HttpServer(
         app,
-        host=config.host,
-        port=config.port,
-        log_config=None,  # the library never configures logging; the CLI did
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=10,
+        config.host,
+        config.port,
+        name="model server",
+        access=settings.http if settings is not None else None,
+        stopper=stopper,
     )
-    server = _Server(uv_config, stopper)
     try:
-        server.run()
-    except SystemExit as exc:  # uvicorn exits when it cannot bind
-        raise ServeError(f"cannot listen on {config.host}:{config.port} (see the log)") from exc
-    error = getattr(app.state, "startup_error", None)
-    if error is not None:
+        reason = server.run()
+    except LakelessError as exc:
+        error = getattr(app.state, "startup_error", None)
         if isinstance(error, LakelessError):
-            raise error
-        raise ServeError(f"the model server did not start: {error}") from error
-    if not server.started:
-        raise ServeError("the model server did not start (see the log)")
+            raise error from None
+        if error is not None:
+            raise ServeError(f"the model server did not start: {error}") from error
+        raise ServeError(str(exc)) from exc
+    logger.info("serve stopping: %s", reason)
     stats: ServeStats = app.state.stats
-    stats.stopped_by = stopper.reason or "stopped"
+    stats.stopped_by = reason
     return stats

@@ -1,10 +1,10 @@
 """How feature batches and scores travel over HTTP: JSON for people, raw float32 for speed.
 
-``POST /score/batch`` takes either JSON (a list of events, or ``{"features": [[18 floats], ...]}``)
+``POST /score/batch`` takes either JSON (a list of events, or ``{"features": [[F floats], ...]}``)
 or the binary form below, chosen by ``Content-Type``:
 
 - request ``application/x-lakeless-features``: ``n * F`` float32, little-endian, row-major (the
-  feature columns of `lakeless.schema.FEATURES`, in order); ``n`` is the body length / (4 F);
+  live model's input columns, in its order); ``n`` is the body length / (4 F);
 - response ``application/x-lakeless-scores``: ``n`` float32 scores, then ``n * F`` float32
   per-feature errors, little-endian; the model that scored it is in the headers
   ``X-Lakeless-Model``, ``X-Lakeless-Version`` and ``X-Lakeless-Threshold`` (``repr`` of the

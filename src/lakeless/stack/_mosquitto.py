@@ -1,4 +1,8 @@
-"""A Mosquitto MQTT broker on loopback, with persistence so QoS 1 messages survive restarts."""
+"""A Mosquitto MQTT broker on loopback, with persistence so QoS 1 messages survive restarts.
+
+Secured (``security`` given), its one listener speaks TLS with the stack's certificate and
+accepts only the users of its password file (see `lakeless.stack._security`).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,13 @@ import shutil
 import time
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lakeless.errors import StackError
 from lakeless.stack._process import Daemon, port_answers, port_is_free
+
+if TYPE_CHECKING:
+    from lakeless.stack._security import StackSecurity
 
 logger = logging.getLogger(__name__)
 
@@ -28,17 +36,27 @@ def find_mosquitto() -> str:
 
 
 class MosquittoBroker:
-    """Mosquitto listening on ``127.0.0.1:<mqtt_port>``, data in ``<data_dir>/mosquitto``."""
+    """Mosquitto listening on ``127.0.0.1:<mqtt_port>``, data in ``<data_dir>/mosquitto``.
 
-    def __init__(self, data_dir: Path, mqtt_port: int = 1883) -> None:
+    Args:
+        data_dir: the stack's data folder.
+        mqtt_port: the listener's port.
+        security: TLS, password and ACL files of a secured stack; ``None``: anonymous MQTT.
+    """
+
+    def __init__(
+        self, data_dir: Path, mqtt_port: int = 1883, *, security: StackSecurity | None = None
+    ) -> None:
         self.home = data_dir.resolve() / "mosquitto"
         self.mqtt_port = mqtt_port
+        self.security = security
         self.daemon = Daemon("mqtt", self.home / "mosquitto.pid", self.home / "stdout.log")
 
     @property
     def url(self) -> str:
-        """``mqtt://host:port``."""
-        return f"mqtt://127.0.0.1:{self.mqtt_port}"
+        """``mqtt://host:port`` (``mqtts://`` when secured)."""
+        scheme = "mqtts" if self.security else "mqtt"
+        return f"{scheme}://127.0.0.1:{self.mqtt_port}"
 
     def pid(self) -> int | None:
         """Mosquitto's pid when running."""
@@ -59,9 +77,13 @@ class MosquittoBroker:
         self.home.mkdir(parents=True, exist_ok=True)
         config = (resources.files("lakeless.stack") / "templates" / "mosquitto.conf").read_text()
         conf_file = self.home / "mosquitto.conf"
+        security = (
+            self.security.mosquitto_config(self.home) if self.security else "allow_anonymous true"
+        )
         conf_file.write_text(
             config.format(
                 mqtt_port=self.mqtt_port,
+                security=security,
                 persistence_dir=self.home,
                 log_file=self.home / "mosquitto.log",
                 user=getpass.getuser(),

@@ -8,9 +8,9 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
+from lakeless._process import alive, spawn, stop_pid
 from lakeless.errors import StackError
 
 logger = logging.getLogger(__name__)
@@ -33,6 +33,22 @@ def free_port(host: str = "127.0.0.1") -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> int:
+    """The first of ``count`` consecutive TCP ports nothing listens on right now.
+
+    For a cluster whose nodes listen on ``port``, ``port + 1``, ...: pick a free port, check
+    the ones after it, try again elsewhere when one is taken.
+
+    Raises:
+        StackError: no such range was found.
+    """
+    for _ in range(100):
+        base = free_port(host)
+        if base + count <= 65535 and all(port_is_free(base + i, host) for i in range(count)):
+            return base
+    raise StackError(f"found no {count} consecutive free ports on {host}")
 
 
 def port_answers(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
@@ -64,48 +80,33 @@ class Daemon:
             pid = int(self.pid_file.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
-        if _alive(pid):
+        if alive(pid):
             return pid
         self.pid_file.unlink(missing_ok=True)
         return None
 
     def start(self, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         """Start ``argv`` detached from this process' session; stdout/stderr go to the log."""
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
         logger.debug("starting %s: %s", self.name, " ".join(argv))
-        with self.log_file.open("ab") as log:
-            try:
-                process = subprocess.Popen(
-                    argv,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    env=env,
-                    start_new_session=True,
-                )
-            except OSError as exc:
-                raise StackError(f"cannot start {self.name} ({argv[0]}): {exc}") from exc
+        try:
+            process = spawn(argv, log=self.log_file, env=env)
+        except OSError as exc:
+            raise StackError(f"cannot start {self.name} ({argv[0]}): {exc}") from exc
         self.pid_file.write_text(f"{process.pid}\n")
         return process
+
+    def signal_stop(self) -> None:
+        """Send SIGTERM without waiting (`stop` waits); nothing if not running."""
+        if (pid := self.pid()) is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
 
     def stop(self, timeout: float = 30.0) -> bool:
         """SIGTERM, wait up to ``timeout`` s, then SIGKILL. Returns whether it was running."""
         pid = self.pid()
         if pid is None:
             return False
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _alive(pid):
-            logger.warning(
-                "%s (pid %d) ignored SIGTERM for %.0fs; killing it", self.name, pid, timeout
-            )
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            while _alive(pid):
-                time.sleep(0.05)
+        stop_pid(pid, timeout, self.name)
         self.pid_file.unlink(missing_ok=True)
         return True
 
@@ -116,25 +117,3 @@ class Daemon:
         except FileNotFoundError:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
-
-
-def _alive(pid: int) -> bool:
-    try:
-        # Reap it if it is our own exited child, so it does not linger as a zombie.
-        with contextlib.suppress(ChildProcessError):
-            if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                return False
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return not _is_zombie(pid)
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] == "Z"

@@ -2,7 +2,7 @@
 
 They talk to a real broker and favour obviousness over speed: `produce_records` waits for every
 delivery report, `read_topic` reads a whole topic from its beginning, and `committed_offsets` /
-`end_offsets` show where a consumer group stands; `produce_clean` fills a ``sensor-clean`` topic
+`end_offsets` show where a consumer group stands; `produce_clean` fills a clean topic
 with simulator events, as the preprocessor would (training and scoring tests start there).
 
 Example (needs a broker, so not run here)::
@@ -23,8 +23,9 @@ from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from lakeless.config import KafkaSettings
 from lakeless.errors import KafkaError
-from lakeless.kafka import make_admin, make_consumer, make_producer
-from lakeless.schema import SensorEvent, encode_clean
+from lakeless.examples import car_fleet
+from lakeless.kafka import end_offsets, make_consumer, make_producer, produce_waiting
+from lakeless.schema import CleanCodec, PipelineSchema
 
 __all__ = [
     "Produced",
@@ -109,14 +110,16 @@ def produce_records(
 def produce_clean(
     settings: KafkaSettings,
     topic: str,
-    rows: Iterable[tuple[int | None, int, SensorEvent | bytes]],
+    rows: Iterable[tuple[int | None, int, Any]],
     *,
     timeout: float = 60.0,
+    schema: PipelineSchema | None = None,
 ) -> int:
-    """Produce ``(partition, timestamp, event)`` rows as ``sensor-clean`` records, keyed by car.
+    """Produce ``(partition, timestamp, event)`` rows as clean records, keyed by entity.
 
-    Events are encoded with `lakeless.schema.encode_clean`; raw ``bytes`` go as they are (key
-    ``b"bad"``), to test how readers treat a bad record. ``partition=None`` lets the producer
+    Events (objects of the schema's event type; default schema: the car fleet's) are encoded
+    with `lakeless.schema.CleanCodec`; raw ``bytes`` go as they are (key ``b"bad"``), to test
+    how readers treat a bad record. ``partition=None`` lets the producer
     pick by key. Records of one partition keep their order (the producer is idempotent), so
     their offsets are their positions in ``rows``.
 
@@ -126,6 +129,8 @@ def produce_clean(
     Raises:
         KafkaError: a record was not acknowledged in time or was refused.
     """
+    schema = schema or car_fleet()
+    codec = CleanCodec(schema)
     producer = make_producer(settings, linger_ms=20)
     errors: list[str] = []
 
@@ -138,14 +143,11 @@ def produce_clean(
         if isinstance(event, bytes):
             value, key = event, b"bad"
         else:
-            value, key = encode_clean(event), event.car_id.encode()
+            value, key = codec.encode(event), getattr(event, schema.key).encode()
         extra = {} if partition is None else {"partition": partition}
-        while True:
-            try:
-                producer.produce(topic, value, key, timestamp=ts, on_delivery=report, **extra)
-                break
-            except BufferError:
-                producer.poll(0.1)
+        produce_waiting(
+            producer, topic, value, key, wait=0.1, timestamp=ts, on_delivery=report, **extra
+        )
         count += 1
     left = producer.flush(timeout)
     if left or errors:
@@ -199,24 +201,6 @@ def read_topic(
     finally:
         consumer.close()
     return out
-
-
-def end_offsets(settings: KafkaSettings, topic: str, timeout: float = 10.0) -> dict[int, int]:
-    """Partition -> high watermark (offset of the next record)."""
-    consumer = make_consumer(settings, group_id=f"lakeless-test-{uuid.uuid4().hex}")
-    try:
-        metadata = make_admin(settings).list_topics(topic, timeout=timeout)
-        out = {}
-        for partition in sorted(metadata.topics[topic].partitions):
-            _low, high = consumer.get_watermark_offsets(
-                TopicPartition(topic, partition), timeout=timeout
-            )
-            out[partition] = high
-        return out
-    except KafkaException as exc:
-        raise KafkaError(f"cannot read the end offsets of {topic}: {exc}") from exc
-    finally:
-        consumer.close()
 
 
 def committed_offsets(

@@ -27,9 +27,13 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from lakeless.examples import car_fleet
 from lakeless.model.onnx import INPUT_NAME, OUTPUT_NAMES
 
-__all__ = ["make_test_onnx"]
+__all__ = ["FEATURES", "make_test_onnx"]
+
+#: The car fleet's features, the default pipeline's model inputs.
+FEATURES = car_fleet().feature_names
 
 #: Kept low so that every ONNX Runtime a user may have installed loads the models.
 _OPSET = 17

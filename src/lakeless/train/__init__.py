@@ -9,20 +9,34 @@ hyperparameters (``TrainSettings(same_window_as="car-autoencoder:3")``).
 Importing this package is cheap: TensorFlow loads only when a model is fitted.
 
 Example:
-    >>> from lakeless.dataset import Window
-    >>> TrainSettings(window=Window.last("30m"), epochs=5).model_params()["epochs"]
+    >>> TrainSettings(last="30m", epochs=5).model_params()["epochs"]
     5
-    >>> parse_offsets("0:0-100,1:0-50")
-    Window.offsets({0: (0, 100), 1: (0, 50)})
 """
 
-from lakeless.train._train import (
-    TrainError,
-    TrainResult,
-    TrainSettings,
-    parse_offsets,
-    parse_units,
-    train,
-)
+from typing import TYPE_CHECKING
 
-__all__ = ["TrainError", "TrainResult", "TrainSettings", "parse_offsets", "parse_units", "train"]
+from lakeless._lazy import lazy_attributes
+from lakeless.train._settings import TrainSettings
+
+if TYPE_CHECKING:
+    from lakeless.train._train import (
+        TrainError,
+        TrainResult,
+        parse_offsets,
+        settings_window,
+        train,
+    )
+
+__all__ = [
+    "TrainError",
+    "TrainResult",
+    "TrainSettings",
+    "parse_offsets",
+    "settings_window",
+    "train",
+]
+
+__getattr__ = lazy_attributes(
+    __name__,
+    {"._train": ["TrainError", "TrainResult", "parse_offsets", "settings_window", "train"]},
+)

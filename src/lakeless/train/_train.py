@@ -25,20 +25,21 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lakeless.config import Settings
 from lakeless.dataset import DatasetError, ResolvedWindow, Window
 from lakeless.errors import LakelessError
+from lakeless.pipeline import Pipeline
+from lakeless.train._settings import TrainSettings
 
 if TYPE_CHECKING:
     from lakeless.model import Autoencoder, Evaluation, OnnxCheck, ProgressCallback
     from lakeless.registry import ModelRecord
 
-__all__ = ["TrainError", "TrainResult", "TrainSettings", "parse_offsets", "parse_units", "train"]
+__all__ = ["TrainError", "TrainResult", "parse_offsets", "settings_window", "train"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,81 +49,6 @@ CHECK_ROWS = 20_000
 
 class TrainError(LakelessError):
     """A training run cannot start or finish (empty window, conflicting options, no lineage)."""
-
-
-class TrainSettings(BaseModel):
-    """What to train on, how, and under which name.
-
-    Attributes:
-        name: registry name of the model.
-        topic: topic of ``sensor-clean`` records; ``None``: the configured clean topic (or,
-            with ``same_window_as``, the topic of that model's lineage).
-        window: the records to train on: a `Window`, or a `ResolvedWindow` to replay.
-        same_window_as: ``NAME:VERSION`` of a registered model: train on exactly the offsets
-            it was trained on (its lineage); ``window`` must then be left at its default.
-        units: hidden layer widths of the autoencoder.
-        epochs: training epochs.
-        batch_size: rows per gradient step.
-        learning_rate: Adam learning rate.
-        threshold_quantile: quantile of held-out healthy scores that becomes the threshold.
-        calibration: ``"latest"`` calibrates the threshold on the end of the window in time
-            and trains on the rest; ``"random"`` on a random sample (see
-            `lakeless.model.split_rows`). ``"latest"`` is the default: measured on the
-            simulator it keeps false alarms on later data near the target, where the random
-            sample under-estimated the threshold.
-        holdout: fraction of the eligible rows held out for calibration.
-        label_free: train on every row, ignoring labels (failures are rare enough to be
-            outliers); labels, if any, are still used to evaluate.
-        seed: seed of the split, the weights and the shuffling.
-        report_dir: where the PNG and JSON report go; ``None``:
-            ``<settings.data_dir>/reports/<name>-v<version>``.
-        promote: make the new version live after registering it.
-        description: free text stored with the model.
-        check_rtol: relative tolerance of the ONNX Runtime versus Keras check.
-        check_atol: absolute tolerance of that check.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
-
-    name: str = "car-autoencoder"
-    topic: str | None = None
-    window: Window | ResolvedWindow = Field(default_factory=Window.all)
-    same_window_as: str | None = None
-    units: tuple[int, ...] = (14, 7, 7, 14)
-    epochs: int = Field(default=20, ge=1)
-    batch_size: int = Field(default=256, ge=1)
-    learning_rate: float = Field(default=1e-3, gt=0)
-    threshold_quantile: float = Field(default=0.9995, gt=0, lt=1)
-    calibration: Literal["random", "latest"] = "latest"
-    holdout: float = Field(default=0.2, gt=0, lt=1)
-    label_free: bool = False
-    seed: int | None = 42
-    report_dir: Path | None = None
-    promote: bool = False
-    description: str = ""
-    check_rtol: float = Field(default=1e-4, gt=0)
-    check_atol: float = Field(default=1e-5, gt=0)
-
-    @field_validator("units")
-    @classmethod
-    def _positive_units(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        if not value or any(u < 1 for u in value):
-            raise ValueError(f"units must be positive layer widths, got {value}")
-        return value
-
-    def model_params(self) -> dict[str, Any]:
-        """The `lakeless.model.Autoencoder` arguments these settings ask for."""
-        return {
-            "units": self.units,
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            "learning_rate": self.learning_rate,
-            "threshold_quantile": self.threshold_quantile,
-            "calibration": self.calibration,
-            "holdout": self.holdout,
-            "healthy_only": not self.label_free,
-            "seed": self.seed,
-        }
 
 
 @dataclass(frozen=True)
@@ -177,25 +103,6 @@ class TrainResult:
         }
 
 
-def parse_units(text: str) -> tuple[int, ...]:
-    """Layer widths from ``"14,7,7,14"``.
-
-    Raises:
-        TrainError: not a comma-separated list of positive integers.
-
-    Example:
-        >>> parse_units("64, 32,16")
-        (64, 32, 16)
-    """
-    try:
-        units = tuple(int(part) for part in text.split(","))
-    except ValueError as exc:
-        raise TrainError(f"units must look like 14,7,7,14, got {text!r}") from exc
-    if any(u < 1 for u in units):
-        raise TrainError(f"units must be positive, got {text!r}")
-    return units
-
-
 def parse_offsets(text: str) -> Window:
     """An offsets window from ``"0:100-200,1:0-50"`` (``PARTITION:START-END``, end exclusive).
 
@@ -243,17 +150,33 @@ def _replay_window(settings: Settings, ref: str) -> ResolvedWindow:
         raise TrainError(f"model {ref}: its lineage is not a window: {exc}") from exc
 
 
-def _resolve(settings: Settings, config: TrainSettings) -> tuple[str, Window | ResolvedWindow]:
+def settings_window(config: TrainSettings) -> Window | None:
+    """The window the settings' ``last``/``start``/``end``/``offsets`` name (``None``: none)."""
+    if config.last is not None:
+        return Window.last(config.last)
+    if config.start is not None:
+        return Window.between(config.start, config.end)
+    if config.offsets is not None:
+        return parse_offsets(config.offsets)
+    return None
+
+
+def _resolve(
+    settings: Settings, pipeline: Pipeline, window: Window | ResolvedWindow | None
+) -> tuple[str, Window | ResolvedWindow]:
+    config: TrainSettings = settings.train
+    topic = config.topic or pipeline.topics.clean
+    window = window if window is not None else settings_window(config)
     if config.same_window_as is None:
-        return config.topic or settings.topics.clean, config.window
-    if config.window != Window.all():
+        return topic, window if window is not None else Window.all()
+    if window is not None:
         raise TrainError("give either a window or same_window_as, not both")
-    window = _replay_window(settings, config.same_window_as)
-    if config.topic is not None and config.topic != window.topic:
+    replay = _replay_window(settings, config.same_window_as)
+    if config.topic is not None and config.topic != replay.topic:
         raise TrainError(
-            f"model {config.same_window_as} was trained on {window.topic!r}, not {config.topic!r}"
+            f"model {config.same_window_as} was trained on {replay.topic!r}, not {config.topic!r}"
         )
-    return window.topic, window
+    return replay.topic, replay
 
 
 def _next_version(settings: Settings, name: str) -> int:
@@ -268,7 +191,8 @@ def _next_version(settings: Settings, name: str) -> int:
 
 def train(
     settings: Settings,
-    config: TrainSettings | None = None,
+    pipeline: Pipeline | None = None,
+    window: Window | ResolvedWindow | None = None,
     *,
     progress: ProgressCallback | None = None,
     step: Callable[[str], None] | None = None,
@@ -276,8 +200,10 @@ def train(
     """Train, evaluate, export, check and register one model version.
 
     Args:
-        settings: Kafka connection, topic names and ``data_dir``.
-        config: what and how to train; ``None``: the defaults (the whole clean topic).
+        settings: Kafka connection, topic names, ``data_dir`` and what and how to train
+            (``settings.train``).
+        pipeline: the pipeline (default: the built-in car fleet).
+        window: the records to train on (default: the settings' window, else all of them).
         progress: receives `lakeless.model.TrainProgress` reports while fitting (see
             `lakeless.model.rich_progress`).
         step: called with a short message as each step starts (the CLI prints them).
@@ -294,8 +220,8 @@ def train(
     Example:
         In a notebook (needs a broker, so not run here)::
 
-            >>> config = TrainSettings(window=Window.last("30m"))  # doctest: +SKIP
-            >>> result = train(load_settings(), config)  # doctest: +SKIP
+            >>> settings = load_settings(train={"epochs": 5})  # doctest: +SKIP
+            >>> result = train(settings, window=Window.last("30m"))  # doctest: +SKIP
             >>> result.version, result.evaluation.false_alarms_per_10k  # doctest: +SKIP
             (3, 4.2)
     """
@@ -303,7 +229,9 @@ def train(
     from lakeless.model import Autoencoder, check_onnx, evaluate, write_report
     from lakeless.registry import Registry
 
-    config = config or TrainSettings()
+    config: TrainSettings = settings.train
+    pipeline = pipeline or Pipeline.builtin(settings)
+    name = config.name or pipeline.model
     say = step or (lambda _message: None)
     seconds: dict[str, float] = {}
     started = clock = time.perf_counter()
@@ -314,22 +242,34 @@ def train(
         seconds[name] = round(now - clock, 3)
         clock = now
 
-    topic, window = _resolve(settings, config)
-    dataset = KafkaDataset(settings.kafka, topic, window)
+    topic, resolved_window = _resolve(settings, pipeline, window)
+    dataset = KafkaDataset(settings.kafka, topic, resolved_window, pipeline=pipeline)
     resolved = dataset.window
     say(f"reading {resolved.describe()}")
     batch = dataset.to_numpy()
     if len(batch) == 0:
         raise TrainError(f"nothing to train on: {resolved.describe()}")
     x = batch.features(np.float32)
-    ts = batch.numeric["ts"]
-    labels: Sequence[str | None] = batch.failure
+    ts = batch.time
+    labels: Sequence[str | None] = batch.label
     labelled = any(label is not None for label in labels)
+    healthy = sum(label is None for label in labels) if labelled else len(labels)
+    if (healthy if not config.label_free else len(labels)) < config.min_rows:
+        raise TrainError(
+            f"only {healthy:,} healthy rows in {resolved.describe()}: at least "
+            f"{config.min_rows:,} are needed to train (--min-rows); nothing was registered"
+        )
     lap("read")
 
     say(f"fitting on {len(x):,} rows ({'labelled' if labelled else 'no labels'})")
-    model = Autoencoder(**config.model_params())
-    model.fit(x, labels if labelled and not config.label_free else None, ts=ts, progress=progress)
+    model = Autoencoder(**config.model_params(x.shape[1]))
+    model.fit(
+        x,
+        labels if labelled and not config.label_free else None,
+        ts=ts,
+        progress=progress,
+        feature_names=pipeline.schema.feature_names,
+    )
     assert model.fit_info is not None and model.threshold is not None
     lap("fit")
 
@@ -342,7 +282,7 @@ def train(
             scores,
             model.threshold,
             held_labels,
-            [batch.car_id[i] for i in held.tolist()],
+            [batch.key[i] for i in held.tolist()],
             ts[held],
         )
     lap("evaluate")
@@ -360,11 +300,12 @@ def train(
     )
     lap("export")
 
-    version = _next_version(settings, config.name)
-    report_dir = config.report_dir or _default_report_dir(settings, config.name, version)
+    version = _next_version(settings, name)
+    report_dir = config.report_dir or _default_report_dir(settings, name, version)
     metadata = model.metadata()
     extra = {
-        "name": config.name,
+        "name": name,
+        "pipeline": pipeline.name,
         "model": {key: metadata[key] for key in ("kind", "params", "fit", "feature_scale")},
         "lineage": resolved.to_dict(),
         "onnx_check": check.to_dict(),
@@ -378,13 +319,16 @@ def train(
     report_summary.pop("lineage", None)  # it is the record's lineage
     lap("report")
 
-    say(f"registering {config.name} on {settings.topics.models}")
+    registry_at = settings.registry.kafka(settings.kafka).bootstrap_servers
+    say(f"registering {name} on {settings.topics.models} at {registry_at}")
     with Registry(settings) as registry:
         record = registry.register(
-            config.name,
+            name,
             onnx_bytes,
             threshold=model.threshold,
             features=metadata["features"],
+            pipeline=pipeline.name,
+            schema_fingerprint=pipeline.schema.fingerprint_hex,
             normalization=model.normalization,
             metrics=evaluation.to_dict() if evaluation is not None else {},
             lineage=resolved.to_dict(),
@@ -395,9 +339,11 @@ def train(
             or (f"replay of {config.same_window_as}" if config.same_window_as else ""),
         )
         if record.version != version and config.report_dir is None:
-            paths = _move_report(paths, _default_report_dir(settings, config.name, record.version))
+            paths = _move_report(paths, _default_report_dir(settings, name, record.version))
         if config.promote:
-            registry.promote(config.name, record.version)
+            registry.promote(
+                name, record.version, features=pipeline.schema.feature_names, pipeline=pipeline.name
+            )
     lap("register")
     seconds["total"] = round(time.perf_counter() - started, 3)
     logger.info(

@@ -1,21 +1,17 @@
 // lakeless dashboard: plain JavaScript, no framework, nothing loaded from elsewhere.
-// Live numbers and anomalies arrive as server-sent events (/events, one "tick" a second);
-// the fleet, one car's readings and the registry are fetched from /api as they change.
+// The page builds itself from the pipeline's schema (GET /api/pipelines): the entity table, one
+// chart per unit of its features. Live numbers and anomalies arrive as server-sent events
+// (/events, one "tick" a second); the entities, one entity's readings and the registry are
+// fetched from /api as they change. Every request names the pipeline (?pipeline=NAME).
 "use strict";
 
 const $ = (selector) => document.querySelector(selector);
 const MAX_FEED_ROWS = 100;
-const CAR_SIGNALS = [
-  { title: "speed (km/h)", series: ["speed"] },
-  { title: "coolant temperature (°C)", series: ["coolant_temp"] },
-  { title: "battery voltage (V)", series: ["battery_voltage"] },
-  { title: "engine vibration amplitude", series: ["engine_vibration_amplitude"] },
-  { title: "tire pressures", series: ["tire_pressure_1_1", "tire_pressure_1_2", "tire_pressure_2_1", "tire_pressure_2_2"] },
-  { title: "current draw (A)", series: ["current_draw"] },
-];
-const COLORS = ["#4fb3ff", "#3ecf8e", "#f5b942", "#c78bff", "#ff8a5c"];
+const COLORS = ["#4fb3ff", "#3ecf8e", "#f5b942", "#c78bff", "#ff8a5c", "#5ce1e6", "#ff6fa8", "#b8e05c"];
 
 const ui = {
+  pipeline: new URLSearchParams(location.search).get("pipeline"),
+  layout: null, // the pipeline's roles, features, charts (GET /api/pipelines)
   config: null,
   stagesBuilt: false,
   history: {},
@@ -25,10 +21,22 @@ const ui = {
   models: [],
   selectedModel: null,
   pickedModel: null,
-  selectedCar: null,
-  carTimer: null,
+  selected: null, // the entity whose charts are shown
+  entityTimer: null,
   job: null,
 };
+
+// Every API call names the pipeline the page shows.
+function api(path, params = {}) {
+  const query = new URLSearchParams({ pipeline: ui.pipeline, ...params });
+  return `${path}?${query}`;
+}
+function capitalize(text) {
+  return text ? text[0].toUpperCase() + text.slice(1) : text;
+}
+function plural(noun) {
+  return noun.endsWith("s") ? noun : noun + "s";
+}
 
 // ---- formatting ---------------------------------------------------------------------------
 
@@ -43,6 +51,16 @@ function fmtInt(value) {
 function fmtNum(value, digits = 3) {
   if (value === null || value === undefined) return "–";
   return Math.abs(value) >= 1000 ? value.toFixed(0) : Number(value.toPrecision(digits)).toString();
+}
+// Axis labels fit the chart's margin (1085240592 -> "1.09G") and stay distinct on a narrow
+// range of large values (2039.67 and 2040.33, not "2040" twice).
+function fmtAxis(value, span) {
+  const size = Math.abs(value);
+  const digits = Math.min(8, Math.max(3, Math.ceil(Math.log10(Math.max(size, 1e-12) / span)) + 2));
+  for (const [scale, suffix] of [[1e9, "G"], [1e6, "M"], [1e4, "k"]]) {
+    if (size >= scale) return Number((value / scale).toPrecision(digits)) + suffix;
+  }
+  return Number(value.toPrecision(digits)).toString();
 }
 function fmtPct(value) {
   return value === null || value === undefined ? "–" : (100 * value).toFixed(1) + "%";
@@ -143,7 +161,7 @@ function drawLineChart(canvas, series, markers = []) {
     const value = yMin + ((yMax - yMin) * i) / 3;
     const yy = sy(value);
     ctx.beginPath(); ctx.moveTo(pad.left, yy); ctx.lineTo(width - pad.right, yy); ctx.stroke();
-    ctx.fillText(fmtNum(value, 4), 2, yy + 3);
+    ctx.fillText(fmtAxis(value, (yMax - yMin) / 3), 2, yy + 3);
   }
   ctx.fillText(fmtTime(xMin), pad.left, height - 3);
   const endLabel = fmtTime(xMax);
@@ -223,25 +241,42 @@ function updateStats(stats) {
 
 // ---- anomaly feed -------------------------------------------------------------------------
 
+function buildTables() {
+  const layout = ui.layout;
+  const noun = layout.entity;
+  const feed = ["time", noun, ...(layout.label ? [layout.label] : []), "score / thr.", "model", "top features"];
+  $("#anomaly-feed thead").replaceChildren(el("tr", {}, ...feed.map((h) => el("th", {}, h))));
+  const table = [noun, ...layout.context, "last seen", "status", "anomalies", "events"];
+  $("#entities thead").replaceChildren(el("tr", {}, ...table.map((h) => el("th", {}, h))));
+  $("#entities-title").textContent = capitalize(plural(noun));
+}
+
 function addAnomalies(items, flash) {
+  const layout = ui.layout;
   const body = $("#anomaly-feed tbody");
   // items come newest first: insert the oldest first so the newest ends on top.
   for (const a of [...items].reverse()) {
     if (ui.seen.has(a.id)) continue;
     ui.seen.add(a.id);
+    const key = a[layout.key];
+    const time = a[layout.time];
     const features = (a.top_features || [])
       .map((f) => `${f.name}=${fmtNum(f.value)}`)
       .join(", ");
-    const row = el(
-      "tr", { class: "anomaly" + (flash ? " new" : ""), dataset: { id: String(a.id), car: a.car_id } },
-      el("td", { title: fmtDateTime(a.ts) }, fmtTime(a.ts)),
-      el("td", {}, a.car_id),
-      el("td", {}, `${fmtNum(a.score)} / ${fmtNum(a.threshold)}`),
+    const score = a.score === null ? "non-finite" : fmtNum(a.score);
+    const cells = [
+      el("td", { title: fmtDateTime(time) }, fmtTime(time)),
+      el("td", {}, key),
+      ...(layout.label ? [el("td", { class: "label" }, a[layout.label] || "")] : []),
+      el("td", {}, `${score} / ${fmtNum(a.threshold)}`),
       el("td", {}, `${a.model} v${a.model_version}`),
       el("td", { class: "feat", title: features }, features),
-      el("td", { class: "label" }, a.failure || ""),
+    ];
+    const row = el(
+      "tr", { class: "anomaly" + (flash ? " new" : ""), dataset: { id: String(a.id), key } },
+      ...cells,
     );
-    row.addEventListener("click", () => selectCar(a.car_id));
+    row.addEventListener("click", () => selectEntity(key));
     body.prepend(row);
     ui.anomaliesShown += 1;
   }
@@ -249,7 +284,7 @@ function addAnomalies(items, flash) {
   $("#anomaly-count").textContent = `${fmtInt(ui.anomaliesShown)} shown, newest first`;
 }
 
-// ---- fleet and one car --------------------------------------------------------------------
+// ---- entities and one entity --------------------------------------------------------------
 
 async function getJSON(url, options) {
   const response = await fetch(url, options);
@@ -258,87 +293,98 @@ async function getJSON(url, options) {
   return body;
 }
 
-async function loadFleet() {
+function context(state, name) {
+  const value = state.reading ? state.reading[name] : null;
+  return value === null || value === undefined ? "–" : String(value);
+}
+
+async function loadEntities() {
+  const noun = ui.layout.entity;
   try {
-    const fleet = await getJSON("/api/cars");
-    const body = $("#fleet tbody");
+    const twin = await getJSON(api("/api/entities"));
+    const body = $("#entities tbody");
     body.textContent = "";
-    if (!fleet.available) {
-      $("#fleet-count").textContent = fleet.error || "twin not available";
+    if (!twin.available) {
+      $("#entity-count").textContent = twin.error || "twin not available";
       return;
     }
-    $("#fleet-count").textContent = `${fleet.count} cars, ${fleet.open} in a failure episode`;
-    for (const car of fleet.cars) {
-      const status = car.episode_open
+    const many = twin.count === 1 ? noun : plural(noun);
+    $("#entity-count").textContent = `${fmtInt(twin.count)} ${many}, ${twin.open} in a failure episode`;
+    for (const state of twin.entities) {
+      const status = state.episode_open
         ? el("span", { class: "status-anomaly" }, "anomaly")
         : el("span", { class: "status-ok" }, "ok");
       const row = el(
-        "tr", { class: "car" + (car.car_id === ui.selectedCar ? " selected" : ""), dataset: { car: car.car_id } },
-        el("td", {}, car.car_id),
-        el("td", {}, car.model || "–"),
-        el("td", { title: fmtDateTime(car.last_ts) }, fmtAgo(car.last_ts)),
-        el("td", {}, status, car.failure ? el("span", { class: "label" }, ` (${car.failure})`) : ""),
-        el("td", {}, fmtInt(car.anomalies)),
-        el("td", {}, fmtInt(car.events)),
+        "tr", { class: "entity" + (state.key === ui.selected ? " selected" : ""), dataset: { key: state.key } },
+        el("td", {}, state.key),
+        ...ui.layout.context.map((name) => el("td", {}, context(state, name))),
+        el("td", { title: fmtDateTime(state.last_time) }, fmtAgo(state.last_time)),
+        el("td", {}, status, state.label ? el("span", { class: "label" }, ` (${state.label})`) : ""),
+        el("td", {}, fmtInt(state.anomalies)),
+        el("td", {}, fmtInt(state.events)),
       );
-      row.addEventListener("click", () => selectCar(car.car_id));
+      row.addEventListener("click", () => selectEntity(state.key));
       body.append(row);
     }
   } catch (error) {
-    $("#fleet-count").textContent = `error: ${error.message}`;
+    $("#entity-count").textContent = `error: ${error.message}`;
   }
 }
 
-function selectCar(carId) {
-  ui.selectedCar = carId;
-  for (const row of document.querySelectorAll("#fleet tbody tr")) {
-    row.classList.toggle("selected", row.dataset.car === carId);
+function selectEntity(key) {
+  ui.selected = key;
+  for (const row of document.querySelectorAll("#entities tbody tr")) {
+    row.classList.toggle("selected", row.dataset.key === key);
   }
-  const panel = $("#car-detail");
-  panel.hidden = false;
-  $("#car-title").textContent = carId;
-  const charts = $("#car-charts");
+  $("#entity-detail").hidden = false;
+  $("#entity-title").textContent = `${capitalize(ui.layout.entity)} ${key}`;
+  const charts = $("#entity-charts");
   charts.textContent = "";
-  for (const spec of CAR_SIGNALS) {
-    const legend = spec.series.length > 1
-      ? spec.series.map((name, i) => `<span style="color:${COLORS[i]}">${name.replace("tire_pressure_", "")}</span>`).join(" ")
-      : "";
-    const title = el("div", { class: "title" }, el("span", {}, spec.title));
-    const legendNode = el("span", {});
-    legendNode.innerHTML = legend;
-    title.append(legendNode);
-    charts.append(el("div", { class: "chart" }, title, el("canvas", { class: "chart-canvas", dataset: { signal: spec.series[0] } })));
-  }
-  clearInterval(ui.carTimer);
-  loadCar();
-  ui.carTimer = setInterval(loadCar, 2000);
+  ui.layout.charts.forEach((chart, index) => {
+    const legend = el("span", { class: "legend" });
+    if (chart.features.length > 1) {
+      chart.labels.forEach((label, i) => {
+        legend.append(el("span", { style: `color:${COLORS[i % COLORS.length]}` }, label));
+      });
+    }
+    const title = el("div", { class: "title" }, el("span", {}, chart.title), legend);
+    const canvas = el("canvas", { class: "chart-canvas", dataset: { chart: String(index), features: chart.features.join(",") } });
+    charts.append(el("div", { class: "chart" }, title, canvas));
+  });
+  clearInterval(ui.entityTimer);
+  loadEntity();
+  ui.entityTimer = setInterval(loadEntity, 2000);
 }
 
-async function loadCar() {
-  const carId = ui.selectedCar;
-  if (!carId) return;
+async function loadEntity() {
+  const key = ui.selected;
+  if (!key) return;
+  const layout = ui.layout;
   try {
-    const data = await getJSON(`/api/cars/${encodeURIComponent(carId)}?readings=${ui.config.car_readings}`);
-    if (carId !== ui.selectedCar) return;
-    const car = data.car;
-    const episode = car.episode_open
-      ? `in a failure episode since ${fmtTime(car.episode_since)} (${car.episode_anomalies} anomalies)`
+    const data = await getJSON(api(`/api/entities/${encodeURIComponent(key)}`, { readings: ui.config.readings }));
+    if (key !== ui.selected) return;
+    const state = data.entity;
+    const episode = state.episode_open
+      ? `in a failure episode since ${fmtTime(state.episode_since)} (${state.episode_anomalies} anomalies)`
       : "no open failure episode";
-    $("#car-note").textContent =
-      `${car.model || ""} · ${fmtInt(car.events)} events · ${fmtInt(car.anomalies)} anomalies · ${episode}` +
-      (car.failure ? ` · label: ${car.failure}` : "") + ` · last ${data.readings.length} readings`;
-    const markers = data.anomalies.map((a) => a.ts);
-    const canvases = document.querySelectorAll("#car-charts canvas");
-    CAR_SIGNALS.forEach((spec, index) => {
-      const series = spec.series.map((name, i) => ({
+    const contexts = layout.context.map((name) => context(state, name)).filter((v) => v !== "–");
+    $("#entity-note").textContent =
+      [...contexts, `${fmtInt(state.events)} readings`, `${fmtInt(state.anomalies)} anomalies`, episode].join(" · ") +
+      (state.label ? ` · ${layout.label}: ${state.label}` : "") + ` · last ${data.readings.length} readings`;
+    const markers = data.anomalies.map((a) => a.time);
+    const canvases = document.querySelectorAll("#entity-charts canvas");
+    layout.charts.forEach((chart, index) => {
+      const series = chart.features.map((name, i) => ({
         name,
         color: COLORS[i % COLORS.length],
-        points: data.readings.map((r) => [r.ts, r.features[name]]),
+        points: data.readings
+          .map((r) => [r.time, Number(r.reading[name])])
+          .filter((p) => Number.isFinite(p[1])),
       }));
       drawLineChart(canvases[index], series, markers);
     });
   } catch (error) {
-    $("#car-note").textContent = `error: ${error.message}`;
+    $("#entity-note").textContent = `error: ${error.message}`;
   }
 }
 
@@ -367,14 +413,14 @@ function modesText(m) {
 
 async function loadModels() {
   try {
-    const data = await getJSON("/api/models");
+    const data = await getJSON(api("/api/models"));
     ui.models = data.models;
     const body = $("#models tbody");
     body.textContent = "";
     const live = data.live[data.model];
     $("#models-note").textContent = data.error
       ? `registry: ${data.error}`
-      : `${data.models.length} versions · live: ${live ? `${data.model} v${live}` : "none"}`;
+      : `${data.models.length} version${data.models.length === 1 ? "" : "s"} · live: ${live ? `${data.model} v${live}` : "none"}`;
     for (const m of data.models) {
       const row = el(
         "tr", { class: "model", dataset: { name: m.name, version: String(m.version), stage: m.stage } },
@@ -450,7 +496,7 @@ async function startTraining(event) {
     updateJob(await getJSON("/api/train", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ minutes }),
+      body: JSON.stringify({ minutes, pipeline: ui.pipeline }),
     }));
   } catch (error) {
     const status = $("#train-status");
@@ -463,7 +509,7 @@ async function startTraining(event) {
 // ---- live stream --------------------------------------------------------------------------
 
 function connect() {
-  const source = new EventSource("/events");
+  const source = new EventSource(api("/events"));
   const conn = $("#conn");
   let first = true;
   source.onopen = () => { conn.textContent = "live"; conn.classList.add("ok"); };
@@ -479,20 +525,51 @@ function connect() {
   });
 }
 
+async function loadPipelines() {
+  const list = await getJSON("/api/pipelines");
+  const select = $("#pipeline");
+  const shown = new Set([...select.options].map((o) => o.value));
+  for (const p of list.pipelines) {
+    if (shown.has(p.pipeline)) continue;
+    select.append(el("option", { value: p.pipeline }, p.registered ? p.pipeline : `${p.pipeline} (built-in)`));
+  }
+  return list;
+}
+
 async function main() {
-  ui.config = await getJSON("/api/config");
+  const list = await loadPipelines();
+  ui.pipeline = ui.pipeline || list.default;
+  ui.layout = list.pipelines.find((p) => p.pipeline === ui.pipeline);
+  if (!ui.layout) {
+    const error = $("#page-error");
+    error.hidden = false;
+    error.textContent = `unknown pipeline ${ui.pipeline}; showing ${list.default}`;
+    ui.pipeline = list.default;
+    ui.layout = list.pipelines.find((p) => p.pipeline === ui.pipeline);
+  }
+  const select = $("#pipeline");
+  select.value = ui.pipeline;
+  select.addEventListener("change", () => {
+    location.search = new URLSearchParams({ pipeline: select.value }).toString();
+  });
+  setInterval(() => loadPipelines().catch(() => {}), 15000);
+  document.title = `lakeless · ${ui.pipeline}`;
+  $("#pipeline-name").textContent = ui.pipeline;
+  ui.config = await getJSON(api("/api/config"));
   $("#cluster").textContent = `Kafka ${ui.config.bootstrap_servers}`;
   $("#train-minutes").value = ui.config.train_minutes;
+  $("#train-model").textContent = ui.config.model;
   if (ui.config.train_enabled) $("#train-form").addEventListener("submit", startTraining);
   else $("#train-form").hidden = true;
-  $("#car-close").addEventListener("click", () => {
-    ui.selectedCar = null;
-    clearInterval(ui.carTimer);
-    $("#car-detail").hidden = true;
+  $("#entity-close").addEventListener("click", () => {
+    ui.selected = null;
+    clearInterval(ui.entityTimer);
+    $("#entity-detail").hidden = true;
   });
+  buildTables();
   connect();
-  loadFleet();
-  setInterval(loadFleet, 3000);
+  loadEntities();
+  setInterval(loadEntities, 3000);
 }
 
 main();
