@@ -48,11 +48,16 @@ def mqtt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MqttSettings]:
 
 @pytest.fixture
 def new_topic(kafka: KafkaSettings) -> Iterator[Callable[..., str]]:
-    """Factory: ``new_topic(partitions=1, **config)`` creates a uniquely named topic."""
+    """Factory: ``new_topic(partitions=1, **config)`` creates a uniquely named topic.
+
+    Kept forever unless ``config`` says otherwise, like a pipeline's data topics: the test broker
+    checks retention every second, and records stamped years ago (imported history) would be
+    deleted under a test reading them back.
+    """
 
     def make(partitions: int = 1, **config: str) -> str:
         name = f"test-{uuid.uuid4().hex[:10]}"
-        create_topics(kafka, [TopicSpec(name, partitions, 1, dict(config))])
+        create_topics(kafka, [TopicSpec(name, partitions, 1, {"retention.ms": "-1", **config})])
         return name
 
     yield make

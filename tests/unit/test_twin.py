@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -428,6 +429,30 @@ def test_open_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         open_twin_store("mysql://x", schema)
     with pytest.raises(ConfigError):
         open_twin_store("sqlite:///", schema)
+
+
+def test_stores_opening_one_new_sqlite_file_at_once_wait_for_each_other(tmp_path: Path) -> None:
+    # Two twins opening a fresh file at the same moment: SQLite refuses the second one's switch to
+    # WAL at once ("database is locked", no busy handler); the opener must wait, not fail.
+    schema = SCHEMAS["pumps"]
+    for trial in range(30):
+        url = f"sqlite:///{tmp_path / f'twin{trial}.sqlite'}"
+        start = threading.Barrier(4)
+        errors: list[BaseException] = []
+
+        def open_one(name: str, url: str = url, start: threading.Barrier = start) -> None:
+            start.wait()
+            try:
+                open_twin_store(url, schema, name).close()
+            except BaseException as exc:  # reported below, not lost in the thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_one, args=(f"p{i}",)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert not errors, (trial, errors)
 
 
 def test_read_only_store_creates_and_changes_nothing(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,26 @@ def _reading(path: Path | str) -> Iterator[None]:
         yield
     except sqlite3.Error as exc:
         raise TwinError(f"cannot read the twin database {path}: {exc}") from exc
+
+
+def _switch_to_wal(db: sqlite3.Connection, timeout: float) -> None:
+    """Set the WAL journal, waiting up to ``timeout`` for another connection doing the same.
+
+    Switching a new file to WAL needs its exclusive lock, and when two connections open the file
+    at once SQLite answers one of them "database is locked" at once (a lock upgrade that could
+    deadlock does not call the busy handler), so the wait is ours.
+    """
+    deadline = time.monotonic() + timeout
+    pause = 0.005
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)
 
 
 class SqliteTwinStore(TwinStore):
@@ -63,7 +84,7 @@ class SqliteTwinStore(TwinStore):
                 self._db = sqlite3.connect(
                     path, timeout=timeout, isolation_level=None, check_same_thread=False
                 )
-                self._db.execute("PRAGMA journal_mode=WAL")
+                _switch_to_wal(self._db, timeout)
                 self._db.execute("PRAGMA synchronous=FULL")
                 self._db.execute(
                     "CREATE TEMP TABLE IF NOT EXISTS twin_touched (entity TEXT PRIMARY KEY)"
