@@ -11,13 +11,12 @@ from typer.testing import CliRunner
 
 import lakeless.bench
 from lakeless.bench import BenchReport, BenchResult, IngestBenchSettings
+from lakeless.bench._harness import BenchError, java_client_properties
 from lakeless.bench._ingest import (
     CEILING,
     INGEST_PATHS,
     MIN_CEILING_EVENTS,
     QUICK_EVENTS,
-    BenchError,
-    _java_client_properties,
     parse_producer_perf,
 )
 from lakeless.cli import app
@@ -119,9 +118,9 @@ def test_modes() -> None:
 
 
 def test_java_client_properties_for_sasl_tls() -> None:
-    plain = _java_client_properties(KafkaSettings(bootstrap_servers="b:9092"))
+    plain = java_client_properties(KafkaSettings(bootstrap_servers="b:9092"))
     assert plain == {"bootstrap.servers": "b:9092", "security.protocol": "PLAINTEXT"}
-    secure = _java_client_properties(
+    secure = java_client_properties(
         KafkaSettings(
             bootstrap_servers="b:9093",
             security_protocol="SASL_SSL",

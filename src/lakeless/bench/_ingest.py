@@ -40,31 +40,32 @@ import contextlib
 import logging
 import re
 import tempfile
-import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import confluent_kafka
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from pydantic import BaseModel, ConfigDict, Field
 
+from lakeless.bench._harness import (
+    BenchError,
+    delete_bench_topics,
+    java_client_properties,
+    mqtt_session,
+    throwaway_kafka,
+    throwaway_mqtt,
+)
 from lakeless.bench._result import BenchReport, BenchResult, machine_info
 from lakeless.bridge import Bridge, BridgeSettings
 from lakeless.config import KafkaSettings, MqttSettings, Settings, TopicSettings
-from lakeless.errors import LakelessError
 from lakeless.fleet import Fleet, FleetSettings, MqttSink, Simulator, simulate_to_kafka
 from lakeless.fleet._sinks import encode_slice
-from lakeless.kafka import TopicSpec, create_topics, make_admin
+from lakeless.kafka import TopicSpec, create_topics
 from lakeless.lifecycle import RunLimits
 from lakeless.preprocess import PreprocessSettings, PreprocessStage
-from lakeless.stack import KafkaBroker, MosquittoBroker, free_port, run_kafka_tool
+from lakeless.stack import run_kafka_tool
 from lakeless.stack._kafka import find_jars_dir, kafka_version
 
 __all__ = [
@@ -74,7 +75,6 @@ __all__ = [
     "QUICK_EVENTS",
     "BenchError",
     "IngestBenchSettings",
-    "delete_bench_topics",
     "parse_producer_perf",
     "run_ingest_bench",
 ]
@@ -99,10 +99,6 @@ _PERF_SUMMARY: Final = re.compile(
     r"(?P<avg>[\d.]+) ms avg latency, (?P<max>[\d.]+) ms max latency.*50th",
     re.MULTILINE,
 )
-
-
-class BenchError(LakelessError):
-    """A benchmark could not run (tool output not understood, broker unreachable, ...)."""
 
 
 class IngestBenchSettings(BaseModel):
@@ -172,31 +168,6 @@ def parse_producer_perf(output: str) -> tuple[int, float, dict[str, float]]:
     return int(last["records"]), float(last["rate"]), latencies
 
 
-def _java_client_properties(kafka: KafkaSettings) -> dict[str, str]:
-    """The Java producer's connection properties for ``kafka`` (PLAINTEXT, SASL, TLS)."""
-    props = {"bootstrap.servers": kafka.bootstrap_servers}
-    props["security.protocol"] = kafka.security_protocol
-    if kafka.sasl_mechanism:
-        props["sasl.mechanism"] = kafka.sasl_mechanism
-        module = (
-            "org.apache.kafka.common.security.plain.PlainLoginModule"
-            if kafka.sasl_mechanism == "PLAIN"
-            else "org.apache.kafka.common.security.scram.ScramLoginModule"
-        )
-        password = kafka.sasl_password.get_secret_value() if kafka.sasl_password else ""
-        username, password = (
-            value.replace("\\", "\\\\").replace('"', '\\"')
-            for value in (kafka.sasl_username or "", password)
-        )
-        props["sasl.jaas.config"] = (
-            f'{module} required username="{username}" password="{password}";'
-        )
-    if kafka.ssl_ca_location:
-        props["ssl.truststore.type"] = "PEM"
-        props["ssl.truststore.location"] = kafka.ssl_ca_location
-    return props
-
-
 @dataclass(frozen=True)
 class _Topics:
     """The suite's own Kafka topics, unique per run."""
@@ -217,62 +188,6 @@ class _Topics:
 
     def all(self) -> list[str]:
         return [self.warmup, self.perf, self.bridged, self.raw, self.clean, self.dlq]
-
-
-def _mqtt_session(
-    settings: MqttSettings,
-    client_id: str,
-    *,
-    subscribe: str | None,
-    expiry_s: int,
-    timeout: float = 15.0,
-) -> None:
-    """Connect as ``client_id`` with a persistent (or, ``expiry_s=0``, expiring) session.
-
-    With ``subscribe``, waits for the SUBACK, so messages published from then on are queued
-    for the session. With ``subscribe=None`` and ``expiry_s=0`` it deletes the session.
-    """
-    done = threading.Event()
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-    if settings.username:
-        password = settings.password.get_secret_value() if settings.password else None
-        client.username_pw_set(settings.username, password)
-    if settings.url.startswith("mqtts://"):
-        client.tls_set()
-
-    def on_connect(c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        if reason.is_failure:
-            logger.error("MQTT refused %s: %s", client_id, reason)
-        elif subscribe is None:
-            done.set()
-        else:
-            c.subscribe(subscribe, qos=1)
-
-    def on_subscribe(_c: mqtt.Client, _u: Any, _mid: int, codes: list[Any], _p: Any) -> None:
-        if any(code.is_failure for code in codes):
-            failed.append(f"subscription to {subscribe} refused: {codes}")
-        done.set()
-
-    failed: list[str] = []
-    client.on_connect = on_connect
-    client.on_subscribe = on_subscribe
-    properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-    properties.SessionExpiryInterval = expiry_s
-    try:
-        client.connect(
-            settings.host, settings.port, clean_start=subscribe is None, properties=properties
-        )
-    except OSError as exc:
-        raise BenchError(f"cannot reach MQTT broker {settings.url}: {exc}") from exc
-    client.loop_start()
-    try:
-        if not done.wait(timeout):
-            raise BenchError(f"MQTT session {client_id} not ready after {timeout:.0f}s")
-        if failed:
-            raise BenchError(failed[0])
-    finally:
-        client.disconnect()
-        client.loop_stop()
 
 
 class _IngestRun:
@@ -329,7 +244,7 @@ class _IngestRun:
         """Delete the bridge's MQTT session (``mqtt``) and the suite's topics (``kafka``)."""
         if mqtt:
             with contextlib.suppress(Exception):
-                _mqtt_session(self.mqtt, self.bridge_settings.client_id, subscribe=None, expiry_s=0)
+                mqtt_session(self.mqtt, self.bridge_settings.client_id, subscribe=None, expiry_s=0)
         if kafka:
             delete_bench_topics(self.kafka, self.topics.all())
 
@@ -343,7 +258,7 @@ class _IngestRun:
         payload_file.write_bytes(b"\n".join(payloads))
         config_file = workdir / "producer.properties"
         props = {
-            **_java_client_properties(self.kafka),
+            **java_client_properties(self.kafka),
             "acks": "all",
             "enable.idempotence": "true",
             "linger.ms": "5",
@@ -389,7 +304,7 @@ class _IngestRun:
 
     def simulate_to_mqtt(self) -> BenchResult:
         bench = self.bench
-        _mqtt_session(
+        mqtt_session(
             self.mqtt,
             self.bridge_settings.client_id,
             subscribe=self.bridge_settings.subscription("car-fleet"),
@@ -482,48 +397,6 @@ class _IngestRun:
         )
 
 
-@contextlib.contextmanager
-def _throwaway_kafka(workdir: Path) -> Iterator[KafkaSettings]:
-    broker = KafkaBroker(workdir, free_port(), free_port(), tiered_storage=False, heap="1g")
-    broker.start()
-    try:
-        yield KafkaSettings(bootstrap_servers=broker.bootstrap)
-    finally:
-        broker.stop()
-
-
-@contextlib.contextmanager
-def _throwaway_mqtt(workdir: Path) -> Iterator[MqttSettings]:
-    broker = MosquittoBroker(workdir, free_port())
-    broker.start()
-    try:
-        yield MqttSettings(url=broker.url)
-    finally:
-        broker.stop()
-
-
-def delete_bench_topics(
-    kafka: KafkaSettings, topics: Sequence[str], groups: Sequence[str] = ()
-) -> None:
-    """Delete a run's topics (and consumer groups) from a broker the run did not start.
-
-    Cleanup must never hide the results: failures are logged, never raised.
-    """
-    admin = make_admin(kafka)  # must outlive its futures
-    futures: dict[str, Any] = {}
-    try:
-        futures |= admin.delete_topics(list(topics), operation_timeout=30)
-        if groups:
-            futures |= admin.delete_consumer_groups(list(groups), request_timeout=30)
-    except Exception as exc:  # cleanup must never hide the results
-        logger.warning("could not delete the bench topics: %s", exc)
-    for name, future in futures.items():
-        try:
-            future.result()
-        except Exception as exc:
-            logger.warning("could not delete %s: %s", name, exc)
-
-
 def run_ingest_bench(
     bench: IngestBenchSettings | None = None,
     kafka: KafkaSettings | None = None,
@@ -550,10 +423,10 @@ def run_ingest_bench(
         workdir = Path(tmp)
         throwaway = kafka is None
         if kafka is None:
-            kafka = stack.enter_context(_throwaway_kafka(workdir))
+            kafka = stack.enter_context(throwaway_kafka(workdir))
         own_mqtt = mqtt_settings is None
         if mqtt_settings is None:
-            mqtt_settings = stack.enter_context(_throwaway_mqtt(workdir))
+            mqtt_settings = stack.enter_context(throwaway_mqtt(workdir))
         run = _IngestRun(bench, kafka, mqtt_settings)
         try:
             results = run.run(workdir)

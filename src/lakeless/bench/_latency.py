@@ -532,12 +532,12 @@ def kafka_e2e_latency(
         lakeless.errors.StackError: the tool failed.
         ValueError: its output had no summary.
     """
-    from lakeless.bench._ingest import _java_client_properties
+    from lakeless.bench._harness import java_client_properties
     from lakeless.stack._kafka import run_kafka_tool
 
     with tempfile.TemporaryDirectory(prefix="lakeless-e2e-") as tmp:
         config = Path(tmp) / "client.properties"
-        props = _java_client_properties(kafka)
+        props = java_client_properties(kafka)
         config.write_text(
             "".join(f"{k}={v.replace(chr(92), chr(92) * 2)}\n" for k, v in props.items())
         )

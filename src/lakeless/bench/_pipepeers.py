@@ -22,7 +22,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from lakeless.bench._ingest import IngestBenchSettings, _IngestRun, _mqtt_session
+from lakeless.bench._harness import mqtt_session
+from lakeless.bench._ingest import IngestBenchSettings, _IngestRun
 from lakeless.bench._latency import spread
 from lakeless.bench._result import BenchResult
 from lakeless.bridge import Bridge, BridgeSettings
@@ -87,7 +88,7 @@ class MqttLegPeers:
             session_expiry_s=max(600, int(4 * timeout)),
         )
         self.sessions.append(config.client_id)
-        _mqtt_session(
+        mqtt_session(
             self.mqtt,
             config.client_id,
             subscribe=config.subscription("car-fleet"),
@@ -134,7 +135,7 @@ class MqttLegPeers:
         """Delete the peers' MQTT sessions (their topics go with the suite's)."""
         for client_id in self.sessions:
             try:
-                _mqtt_session(self.mqtt, client_id, subscribe=None, expiry_s=0)
+                mqtt_session(self.mqtt, client_id, subscribe=None, expiry_s=0)
             except Exception as exc:  # cleanup must never hide the results
                 logger.warning("could not delete MQTT session %s: %s", client_id, exc)
 

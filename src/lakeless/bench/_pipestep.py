@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from lakeless._process import spawn, stop_groups
-from lakeless.bench._ingest import BenchError, _mqtt_session, delete_bench_topics
+from lakeless.bench._harness import BenchError, delete_bench_topics, mqtt_session
 from lakeless.bench._pipewatch import OffsetWatch, percentiles, read_latencies
 from lakeless.bench._result import BenchResult
 from lakeless.config import KafkaSettings, MqttSettings, Settings, TopicSettings
@@ -495,7 +495,7 @@ class StepRunner:
         names = [t.raw, t.clean, t.dlq, t.anomalies, t.scores, t.models, *extra]
         for i in range(self.bridges):
             try:
-                _mqtt_session(self.mqtt, f"{self.prefix}-{i}", subscribe=None, expiry_s=0)
+                mqtt_session(self.mqtt, f"{self.prefix}-{i}", subscribe=None, expiry_s=0)
             except Exception as exc:  # cleanup must never hide the results
                 logger.warning("could not delete the bridge session: %s", exc)
         delete_bench_topics(self.kafka, names)

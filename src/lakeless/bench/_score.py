@@ -88,7 +88,7 @@ from typing import Any
 
 import numpy as np
 
-from lakeless.bench._ingest import _throwaway_kafka, delete_bench_topics
+from lakeless.bench._harness import delete_bench_topics, throwaway_kafka
 from lakeless.bench._result import BenchResult, machine_info
 from lakeless.bench._rows import produce_fleet
 from lakeless.bench._score_latency import latencies
@@ -354,7 +354,7 @@ def run_score_bench(
         workdir = Path(tmp)
         throwaway = kafka is None
         if kafka is None:
-            kafka = stack.enter_context(_throwaway_kafka(workdir / "kafka"))
+            kafka = stack.enter_context(throwaway_kafka(workdir / "kafka"))
         run = _ScoreRun(bench, kafka)
         try:
             results = run.run(workdir)

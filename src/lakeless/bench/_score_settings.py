@@ -10,7 +10,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lakeless.errors import LakelessError
+from lakeless.bench._harness import BenchError
 
 __all__ = ["FULL_EVENTS", "MODEL", "QUICK_EVENTS", "ScoreBenchError", "ScoreBenchSettings"]
 
@@ -22,7 +22,7 @@ FULL_EVENTS: Final = 2_000_000
 MODEL: Final = "bench-autoencoder"
 
 
-class ScoreBenchError(LakelessError):
+class ScoreBenchError(BenchError):
     """The score benchmark could not run (no model, topic not filled, server not ready...)."""
 
 

@@ -49,10 +49,10 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka import KafkaError as ConfluentError
 from pydantic import BaseModel, ConfigDict, Field
 
+from lakeless.bench._harness import BenchError
 from lakeless.bench._result import BenchReport, BenchResult, machine_info
 from lakeless.config import KafkaSettings
 from lakeless.dataset._reader import READ_CONFIG
-from lakeless.errors import LakelessError
 from lakeless.kafka import TopicSpec, create_topics, end_offsets, make_admin, make_producer
 from lakeless.stack import Stack, StackSettings, free_port, run_kafka_tool
 from lakeless.stack._kafka import find_jars_dir, kafka_version
@@ -82,7 +82,7 @@ GOAL: Final = 0.8
 _MIB: Final = 1024 * 1024
 
 
-class TierBenchError(LakelessError):
+class TierBenchError(BenchError):
     """The tier benchmark could not run (segments not tiered in time, reads incomplete)."""
 
 

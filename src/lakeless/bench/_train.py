@@ -67,7 +67,7 @@ import numpy as np
 from confluent_kafka import TopicPartition
 from pydantic import BaseModel, ConfigDict, Field
 
-from lakeless.bench._ingest import BenchError, _throwaway_kafka, delete_bench_topics
+from lakeless.bench._harness import BenchError, delete_bench_topics, throwaway_kafka
 from lakeless.bench._result import BenchResult, machine_info, skipped
 from lakeless.bench._rows import ParquetRows, produce_fleet, read_parquet_features
 from lakeless.bench._train_report import (
@@ -461,7 +461,7 @@ def _maybe_throwaway(workdir: Path, kafka: KafkaSettings | None) -> Iterator[Kaf
     if kafka is not None:
         yield kafka
         return
-    with _throwaway_kafka(workdir) as settings:
+    with throwaway_kafka(workdir) as settings:
         yield settings
 
 

@@ -17,7 +17,7 @@ from typing import Final
 
 from confluent_kafka import TopicPartition
 
-from lakeless.bench._ingest import BenchError
+from lakeless.bench._harness import BenchError
 from lakeless.bench._peer import cached_venv, ensure_venv, run_command, run_peer_script
 from lakeless.bench._result import BenchResult
 from lakeless.bench._train_report import TFIO
