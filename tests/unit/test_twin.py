@@ -435,19 +435,21 @@ def test_stores_opening_one_new_sqlite_file_at_once_wait_for_each_other(tmp_path
     # Two twins opening a fresh file at the same moment: SQLite refuses the second one's switch to
     # WAL at once ("database is locked", no busy handler); the opener must wait, not fail.
     schema = SCHEMAS["pumps"]
+
+    def open_one(url: str, name: str, start: threading.Barrier, errors: list[Exception]) -> None:
+        start.wait()
+        try:
+            open_twin_store(url, schema, name).close()
+        except Exception as exc:  # reported below, not lost in the thread
+            errors.append(exc)
+
     for trial in range(30):
         url = f"sqlite:///{tmp_path / f'twin{trial}.sqlite'}"
         start = threading.Barrier(4)
-        errors: list[BaseException] = []
-
-        def open_one(name: str, url: str = url, start: threading.Barrier = start) -> None:
-            start.wait()
-            try:
-                open_twin_store(url, schema, name).close()
-            except BaseException as exc:  # reported below, not lost in the thread
-                errors.append(exc)
-
-        threads = [threading.Thread(target=open_one, args=(f"p{i}",)) for i in range(4)]
+        errors: list[Exception] = []
+        threads = [
+            threading.Thread(target=open_one, args=(url, f"p{i}", start, errors)) for i in range(4)
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
