@@ -16,12 +16,15 @@ import bisect
 import contextlib
 import gc
 import logging
+import operator
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, Final
 
+import numpy as np
 from confluent_kafka import Consumer, Message, TopicPartition
 from confluent_kafka import KafkaError as ConfluentError
 
@@ -195,18 +198,20 @@ class WindowReader:
                 p.paused = True
 
     def _ingest(self, consumer: Consumer, messages: list[Message]) -> None:
+        # Per record only list comprehensions and C calls: this runs for every record read.
         errors = [m.error() for m in messages]
-        if any(e is not None for e in errors):
+        # Not ``errors.count(None)``: KafkaError's == against None leaves an exception set.
+        if any(map(operator.is_not, errors, repeat(None))):
             data = [m for m, e in zip(messages, errors, strict=True) if e is None]
             eofs = [m for m, e in zip(messages, errors, strict=True) if e is not None]
         else:
             data, eofs = messages, []
-        partitions = [m.partition() for m in data]
-        start = 0
-        for i in range(1, len(data) + 1):
-            if i == len(data) or partitions[i] != partitions[start]:
-                self._ingest_run(consumer, partitions[start], data[start:i])
-                start = i
+        if data:
+            # librdkafka hands out runs of one partition; numpy finds where they change.
+            partitions = np.array([m.partition() for m in data])
+            cuts = (np.flatnonzero(partitions[1:] != partitions[:-1]) + 1).tolist()
+            for start, stop in zip([0, *cuts], [*cuts, len(data)], strict=True):
+                self._ingest_run(consumer, int(partitions[start]), data[start:stop])
         for message in eofs:
             self._on_error(consumer, message)
 

