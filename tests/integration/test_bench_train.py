@@ -12,6 +12,7 @@ import pytest
 
 from lakeless.bench._train import TrainBenchSettings, run_train_bench
 from lakeless.bench._train_report import (
+    MEMORY_TF,
     RAW_CONSUME,
     READER_NUMPY,
     READER_TF,
@@ -64,6 +65,7 @@ def test_train_suite_measures_every_path(kafka: KafkaSettings) -> None:
     train = ratios["train-from-kafka / train-from-parquet"]
     assert train["value"] > 0 and train["goal"] == "<= 1.2"
     assert ratios["reader->tf.data / tensorflow-io"]["value"] is None
+    assert ratios[f"{READER_TF} / {MEMORY_TF}"]["value"] > 0  # tf.data's own ceiling
     assert by_name[TRAIN_KAFKA]["ratio"]["train-from-parquet"] == train["value"]
     assert data["machine"]["broker"] == kafka.bootstrap_servers
 

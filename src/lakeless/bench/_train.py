@@ -16,7 +16,13 @@ once to a local Parquet file before anything is timed:
     topic and returning its ``features()`` matrix, float32 ``(rows, 18)``.
 ``reader->tf.data``
     One epoch of ``KafkaDataset.to_tf_dataset`` (cache off, shuffled, ``(x, x)`` pairs at the
-    training batch size) iterated to the end.
+    training batch size) consumed to the end inside TensorFlow (``Dataset.reduce``), as
+    ``Model.fit`` consumes it: a Python ``for`` loop over the batches would time the loop (one
+    eager call per batch of 256), not the reader.
+``memory->tf.data``
+    The same ``tf.data`` pipeline (`lakeless.dataset._dataset.tf_dataset_of_blocks`, blocks
+    shuffled the same way) over the same rows already in memory, consumed the same way: the
+    ceiling of ``tf.data`` itself at that batch size, the bound of ``reader->tf.data``.
 ``parquet->numpy``
     The data-lake baseline: the Parquet file (pyarrow, snappy, written before timing and
     therefore in the page cache, as the topic's segments are) read into the same float32
@@ -54,11 +60,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import operator
 import tempfile
 import time
 import uuid
 import warnings
 from collections.abc import Iterator
+from itertools import repeat
 from pathlib import Path
 from typing import Any, Final
 
@@ -71,6 +79,7 @@ from lakeless.bench._harness import BenchError, delete_bench_topics, throwaway_k
 from lakeless.bench._result import BenchResult, machine_info, skipped
 from lakeless.bench._rows import ParquetRows, produce_fleet, read_parquet_features
 from lakeless.bench._train_report import (
+    MEMORY_TF,
     PARQUET_NUMPY,
     RAW_CONSUME,
     READER_NUMPY,
@@ -84,7 +93,7 @@ from lakeless.bench._train_report import (
 from lakeless.bench._train_tfio import TfioUnavailableError, ensure_tfio_venv, read_with_tfio
 from lakeless.config import KafkaSettings, Settings
 from lakeless.dataset import KafkaDataset
-from lakeless.dataset._dataset import _TF_BLOCK
+from lakeless.dataset._dataset import _TF_BLOCK, tf_block, tf_dataset_of_blocks
 from lakeless.fleet._schema import FEATURES
 from lakeless.kafka import TopicSpec, create_topics
 from lakeless.pipeline import Pipeline
@@ -195,9 +204,10 @@ class _TrainRun:
         results = self.reads()
         _warm_up_tf()
         results.append(self.reader_tf())
+        x = read_parquet_features(parquet)
+        results.append(self.memory_tf(x))
         results.append(self.parquet_numpy(parquet, parquet_bytes))
         results.append(self.tfio())
-        x = read_parquet_features(parquet)
         self.mean = x.mean(axis=0, dtype=np.float64)
         std = x.std(axis=0, dtype=np.float64)
         self.std = np.where(std > 1e-6, std, 1.0)
@@ -287,7 +297,9 @@ class _TrainRun:
                 with _gc_paused():
                     messages = consumer.consume(CONSUME_BATCH, 0.2)
                     errors = [m.error() for m in messages]
-                records += len(messages) - (len(errors) - errors.count(None))
+                    if any(map(operator.is_not, errors, repeat(None))):  # as the reader checks
+                        messages = [m for m, e in zip(messages, errors, strict=True) if e is None]
+                records += len(messages)
         finally:
             consumer.close()
         seconds = time.perf_counter() - started
@@ -327,9 +339,9 @@ class _TrainRun:
         logger.info("%s: %d rows", READER_TF, bench.rows)
         started = time.perf_counter()
         dataset = self._dataset()
-        events = 0
-        for x, _ in dataset.to_tf_dataset(bench.batch_size, shuffle=True, seed=bench.seed):
-            events += int(x.shape[0])
+        events = _consume_in_tf(
+            dataset.to_tf_dataset(bench.batch_size, shuffle=True, seed=bench.seed)
+        )
         seconds = time.perf_counter() - started
         return BenchResult(
             READER_TF,
@@ -339,7 +351,37 @@ class _TrainRun:
                 "complete": events == bench.rows,
                 "batch_size": bench.batch_size,
                 "kafka_reads": dataset.kafka_reads,
-                "note": "one epoch of to_tf_dataset (shuffled (x, x) pairs), cache off",
+                "note": "one epoch of to_tf_dataset (shuffled (x, x) pairs), cache off, "
+                "consumed inside TensorFlow as Model.fit consumes it",
+            },
+        )
+
+    def memory_tf(self, x: np.ndarray) -> BenchResult:
+        """The same tf.data pipeline over the rows in memory: the ceiling of tf.data itself."""
+        bench = self.bench
+        logger.info("%s: %d rows", MEMORY_TF, len(x))
+        rng = np.random.default_rng(bench.seed)
+        block = tf_block(bench.batch_size)
+
+        def blocks() -> Iterator[np.ndarray]:
+            for start in range(0, len(x), block):
+                rows = x[start : start + block]
+                yield rows[rng.permutation(len(rows))]
+
+        started = time.perf_counter()
+        events = _consume_in_tf(
+            tf_dataset_of_blocks(blocks, x.shape[1], bench.batch_size, pairs=True)
+        )
+        seconds = time.perf_counter() - started
+        return BenchResult(
+            MEMORY_TF,
+            events,
+            seconds,
+            {
+                "complete": events == bench.rows,
+                "batch_size": bench.batch_size,
+                "note": "to_tf_dataset's pipeline over the Parquet-loaded rows in memory "
+                "(blocks shuffled the same way), consumed the same way: tf.data's own ceiling",
             },
         )
 
@@ -442,6 +484,16 @@ class _TrainRun:
 def _checksum(x: np.ndarray) -> float:
     """Order-independent sum of a feature matrix: the paths read the same rows."""
     return round(float(x.sum(dtype=np.float64)), 1)
+
+
+def _consume_in_tf(data: Any) -> int:
+    """Rows of one epoch of ``(x, x)`` batches, iterated inside TensorFlow (no Python per batch)."""
+    import tensorflow as tf
+
+    total = data.reduce(
+        tf.constant(0, tf.int64), lambda n, pair: n + tf.shape(pair[0], out_type=tf.int64)[0]
+    )
+    return int(total)
 
 
 def _warm_up_tf() -> None:

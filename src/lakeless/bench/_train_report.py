@@ -14,6 +14,7 @@ from typing import Any, Final, Literal
 from lakeless.bench._result import BenchReport, BenchResult
 
 __all__ = [
+    "MEMORY_TF",
     "PARQUET_NUMPY",
     "RATIO_SPECS",
     "RAW_CONSUME",
@@ -33,6 +34,7 @@ __all__ = [
 RAW_CONSUME: Final = "raw-consume"
 READER_NUMPY: Final = "reader->numpy"
 READER_TF: Final = "reader->tf.data"
+MEMORY_TF: Final = "memory->tf.data"
 PARQUET_NUMPY: Final = "parquet->numpy"
 TFIO: Final = "tensorflow-io"
 TRAIN_KAFKA: Final = "train-from-kafka"
@@ -42,6 +44,7 @@ TRAIN_PATHS: Final = (
     RAW_CONSUME,
     READER_NUMPY,
     READER_TF,
+    MEMORY_TF,
     PARQUET_NUMPY,
     TFIO,
     TRAIN_KAFKA,
@@ -75,6 +78,7 @@ class RatioSpec:
 RATIO_SPECS: Final = (
     RatioSpec(READER_NUMPY, RAW_CONSUME, "events_per_s", (">=", 0.8)),
     RatioSpec(READER_TF, READER_NUMPY, "events_per_s", (">=", 0.9)),
+    RatioSpec(READER_TF, MEMORY_TF, "events_per_s"),
     RatioSpec(READER_TF, TFIO, "events_per_s", (">=", 10.0)),
     RatioSpec(READER_NUMPY, TFIO, "events_per_s", (">=", 10.0)),
     RatioSpec(TRAIN_KAFKA, TRAIN_PARQUET, "seconds", ("<=", 1.2)),
