@@ -28,6 +28,17 @@ def test_pipeline_suite_reports_every_stage_and_the_counts_balance(
     assert set(step["stages"]) == {"bridge", "preprocess", "score", "twin"}
     assert step["counts"]["drained"] and step["counts"]["balanced"], step["counts"]
     assert step["counts"]["lost"] == 0
+    # CPU per event of every process the events pass (the brokers here are the session's own,
+    # not the run's, so they are not counted), and the rate that CPU bounds.
+    cpu = step["cpu"]
+    assert set(cpu["us_per_event"]) == {"bridge-0", "preprocess", "score", "twin", "publishers"}
+    assert all(us > 0 for us in cpu["us_per_event"].values()), cpu
+    assert cpu["total_us_per_event"] == pytest.approx(sum(cpu["us_per_event"].values()), abs=0.5)
+    assert cpu["bound_per_s"] == round(cpu["cores"] * 1e6 / cpu["total_us_per_event"])
+    assert (
+        by_name["pipeline-sustained"]["extra"]["cpu"]["us_per_event"].keys()
+        == cpu["us_per_event"].keys()
+    )
     latency = by_name["pipeline-latency"]["extra"]
     assert latency["p50_ms"] is not None and latency["p99_ms"] >= latency["p50_ms"]
     counts = by_name["pipeline-counts"]["extra"]

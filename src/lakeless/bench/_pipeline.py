@@ -184,6 +184,7 @@ def _ladder(bench: PipelineBenchSettings, runner: StepRunner) -> list[BenchResul
             "next_step": None if last is best else last and last["rate"],
             "next_step_bottleneck": None if last is best else last and last["bottleneck"],
             "load_avg_1m": [r["load_avg_1m"] for r in runs] or [chosen["load_avg_1m"]],
+            "cpu": chosen["cpu"],
             "goal": ">= 20,000 events/s sustained end to end",
             "note": "highest step every stage sustained"
             if runs
@@ -257,7 +258,12 @@ def _brokers(workdir: Path, kafka: KafkaSettings | None, mqtt: MqttSettings | No
             mosquitto.start()
             started.append(mosquitto)
             mqtt = MqttSettings(url=mosquitto.url)
-        yield kafka, mqtt, not started or not isinstance(started[0], KafkaBroker)
+        pids = {
+            "kafka" if isinstance(server, KafkaBroker) else "mosquitto": server.pid()
+            for server in started
+        }
+        servers = {name: pid for name, pid in pids.items() if pid is not None}
+        yield kafka, mqtt, servers, not started or not isinstance(started[0], KafkaBroker)
     finally:
         for server in reversed(started):
             server.stop()
@@ -289,10 +295,16 @@ def run_pipeline_bench(
     machine = machine_info()
     with tempfile.TemporaryDirectory(prefix="lakeless-bench-pipe-") as tmp:
         workdir = Path(tmp)
-        with _brokers(workdir, kafka, mqtt) as (kafka_settings, mqtt_settings, shared_kafka):
+        with _brokers(workdir, kafka, mqtt) as (kafka_settings, mqtt_settings, servers, shared):
             prefix = f"lakeless-bench-pipe-{uuid.uuid4().hex[:8]}"
             runner = StepRunner(
-                kafka_settings, mqtt_settings, workdir, prefix, bench.partitions, bench.bridges
+                kafka_settings,
+                mqtt_settings,
+                workdir,
+                prefix,
+                bench.partitions,
+                bench.bridges,
+                servers,
             )
             leg = MqttLegPeers(kafka_settings, mqtt_settings, prefix, bench.partitions)
             results: list[BenchResult] = []
@@ -320,7 +332,7 @@ def run_pipeline_bench(
             finally:
                 runner.stop()
                 leg.cleanup()
-                if shared_kafka:
+                if shared:
                     runner.delete_topics(extra_topics + leg.topics)
     _annotate(results)
     machine |= {

@@ -11,12 +11,14 @@ import json
 import logging
 import math
 import os
+import resource
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 from pydantic import BaseModel, ConfigDict
 
 from lakeless._process import spawn, stop_groups
@@ -26,12 +28,45 @@ from lakeless.bench._result import BenchResult
 from lakeless.config import KafkaSettings, MqttSettings, Settings, TopicSettings
 from lakeless.kafka import TopicSpec, create_topics, end_offsets
 
-__all__ = ["StepRunner", "StepSettings"]
+__all__ = ["StepRunner", "StepSettings", "cpu_per_event"]
 
 logger = logging.getLogger(__name__)
 
 _MODEL = "bench-pipeline-model"
 _STAGES = ("bridge", "preprocess", "score", "twin")
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_per_event(before: dict[str, float], after: dict[str, float], events: int) -> dict[str, Any]:
+    """CPU microseconds per delivered event of each process, and the rate they bound.
+
+    Every event costs CPU in every process it passes (publishers, Mosquitto, bridge, broker,
+    preprocess, score, twin); on ``cores`` cores no pipeline runs faster than
+    ``cores / sum(cost per event)`` events/s, however the work is spread. Measured over the
+    whole step (warm-up, measurement and drain, idle polling included).
+
+    Example:
+        >>> cpu = cpu_per_event({"a": 1.0, "b": 0.0}, {"a": 1.5, "b": 0.5}, 10_000)
+        >>> cpu["us_per_event"], cpu["total_us_per_event"]
+        ({'a': 50.0, 'b': 50.0}, 100.0)
+    """
+    per = {
+        name: round((after[name] - before.get(name, 0.0)) / events * 1e6, 1)
+        for name in sorted(after)
+        if events > 0
+    }
+    total = round(sum(per.values()), 1)
+    cores = len(os.sched_getaffinity(0))
+    return {
+        "us_per_event": per,
+        "total_us_per_event": total,
+        "cores": cores,
+        "bound_per_s": round(cores * 1e6 / total) if total > 0 else None,
+    }
 
 
 class StepSettings(BaseModel):
@@ -60,8 +95,10 @@ class StepRunner:
         prefix: str,
         partitions: int,
         bridges: int,
+        servers: dict[str, int] | None = None,
     ) -> None:
         self.kafka = kafka
+        self.servers = dict(servers or {})  # pids of the brokers this run started, by name
         self.mqtt = mqtt
         self.workdir = workdir
         self.logs = workdir / "logs"
@@ -239,6 +276,7 @@ class StepRunner:
         before = self.watch.sample()
         outputs_before = {n: end_offsets(self.kafka, n) for n in (t.scores, t.anomalies)}
         load = round(os.getloadavg()[0], 2)
+        cpu_before = self._cpu_seconds()
         publishers = []
         stats_files = []
         for i, count in enumerate(per):
@@ -289,6 +327,7 @@ class StepRunner:
         self.published += delivered
         drained = self._drain(before, delivered)
         result = self._measure(step, before, window, sims, drained, load)
+        result["cpu"] = cpu_per_event(cpu_before, self._cpu_seconds(), delivered)
         if latency:
             outputs_after = {n: end_offsets(self.kafka, n) for n in (t.scores, t.anomalies)}
             scores, _ = read_latencies(
@@ -313,6 +352,22 @@ class StepRunner:
                 result["bottleneck"],
             )
         return result
+
+    def _cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds (user + system) so far of every stage, server and the reaped publishers.
+
+        The publishers of a step have exited (and been reaped) when it is measured, so they
+        count as this process' children; the stages and servers still run.
+        """
+        seconds = {"publishers": _children_cpu()}
+        running = {n: p.pid for n, p in self.processes.items() if not n.startswith("sim-")}
+        for name, pid in {**running, **self.servers}.items():
+            try:
+                times = psutil.Process(pid).cpu_times()
+            except psutil.Error:
+                continue
+            seconds[name] = times.user + times.system
+        return seconds
 
     def _check_alive_stages(self) -> None:
         for name, process in self.processes.items():
@@ -454,6 +509,7 @@ class StepRunner:
                 "sustained",
                 "bottleneck",
                 "load_avg_1m",
+                "cpu",
             )
         }
         extra["offered_per_s"] = extra.pop("rate")
