@@ -17,6 +17,7 @@ from lakeless.bench._train_report import (
     READER_NUMPY,
     READER_TF,
     TFIO,
+    TFIO_PER_MESSAGE,
     TRAIN_KAFKA,
     TRAIN_PATHS,
 )
@@ -35,7 +36,7 @@ def test_train_suite_measures_every_path(kafka: KafkaSettings) -> None:
 
     assert [r["name"] for r in data["results"]] == list(TRAIN_PATHS)
     for result in data["results"]:
-        if result["name"] == TFIO:
+        if result["name"] in (TFIO, TFIO_PER_MESSAGE):
             assert result["extra"] == {"skipped": True, "reason": "--no-tfio"}
             continue
         assert result["events_per_s"] > 0, result
@@ -65,6 +66,7 @@ def test_train_suite_measures_every_path(kafka: KafkaSettings) -> None:
     train = ratios["train-from-kafka / train-from-parquet"]
     assert train["value"] > 0 and train["goal"] == "<= 1.2"
     assert ratios["reader->tf.data / tensorflow-io"]["value"] is None
+    assert ratios["reader->tf.data / tensorflow-io-per-message"]["goal"] == ">= 10"
     assert ratios[f"{READER_TF} / {MEMORY_TF}"]["value"] > 0  # tf.data's own ceiling
     assert by_name[TRAIN_KAFKA]["ratio"]["train-from-parquet"] == train["value"]
     assert data["machine"]["broker"] == kafka.bootstrap_servers

@@ -27,6 +27,7 @@ from lakeless.bench._train_report import (
     READER_NUMPY,
     READER_TF,
     TFIO,
+    TFIO_PER_MESSAGE,
     TRAIN_KAFKA,
     TRAIN_PARQUET,
     TRAIN_PATHS,
@@ -49,7 +50,8 @@ def full_results() -> list[BenchResult]:
         BenchResult(READER_TF, 1000, 2.0),  # 500/s
         BenchResult(MEMORY_TF, 1000, 1.6),  # 625/s
         BenchResult(PARQUET_NUMPY, 1000, 0.5),  # 2000/s
-        BenchResult(TFIO, 1000, 40.0),  # 25/s
+        BenchResult(TFIO, 1000, 10.0),  # 100/s
+        BenchResult(TFIO_PER_MESSAGE, 1000, 40.0),  # 25/s
         BenchResult(TRAIN_KAFKA, 3000, 11.0),
         BenchResult(TRAIN_PARQUET, 3000, 10.0),
     ]
@@ -58,9 +60,11 @@ def full_results() -> list[BenchResult]:
 def test_ratios_divide_the_right_metric_and_check_goals() -> None:
     ratios = {r.spec.name: r for r in compute_ratios(full_results())}
 
-    assert ratios[f"{READER_TF} / {TFIO}"].value == 20.0
-    assert ratios[f"{READER_TF} / {TFIO}"].met is True
-    assert ratios[f"{READER_NUMPY} / {TFIO}"].value == 40.0
+    assert ratios[f"{READER_TF} / {TFIO_PER_MESSAGE}"].value == 20.0
+    assert ratios[f"{READER_TF} / {TFIO_PER_MESSAGE}"].met is True
+    assert ratios[f"{READER_NUMPY} / {TFIO_PER_MESSAGE}"].value == 40.0
+    batched = ratios[f"{READER_TF} / {TFIO}"]  # the favourable peer: informational
+    assert (batched.value, batched.met, batched.spec.goal) == (5.0, None, None)
     train = ratios[f"{TRAIN_KAFKA} / {TRAIN_PARQUET}"]
     assert (train.value, train.met, train.spec.metric) == (1.1, True, "seconds")
     lake = ratios[f"{READER_NUMPY} / {PARQUET_NUMPY}"]
@@ -75,34 +79,34 @@ def test_ratios_divide_the_right_metric_and_check_goals() -> None:
 
 def test_goals_not_met_are_reported() -> None:
     results = full_results()
-    results[5] = BenchResult(TFIO, 1000, 5.0)  # 200/s: reader->tf.data only 2.5x
-    results[6] = BenchResult(TRAIN_KAFKA, 3000, 13.0)
+    results[6] = BenchResult(TFIO_PER_MESSAGE, 1000, 5.0)  # 200/s: reader->tf.data only 2.5x
+    results[7] = BenchResult(TRAIN_KAFKA, 3000, 13.0)
     ratios = {r.spec.name: r for r in compute_ratios(results)}
-    assert ratios[f"{READER_TF} / {TFIO}"].met is False
+    assert ratios[f"{READER_TF} / {TFIO_PER_MESSAGE}"].met is False
     assert ratios[f"{TRAIN_KAFKA} / {TRAIN_PARQUET}"].met is False
 
 
 @pytest.mark.parametrize(
     "tfio",
     [
-        skipped(TFIO, "--no-tfio"),
-        BenchResult(TFIO, 0, 0.0, {"failed": True, "reason": "--no-tfio"}),
+        skipped(TFIO_PER_MESSAGE, "--no-tfio"),
+        BenchResult(TFIO_PER_MESSAGE, 0, 0.0, {"failed": True, "reason": "--no-tfio"}),
     ],
 )
 def test_a_skipped_or_failed_side_gives_no_value_but_a_reason(tfio: BenchResult) -> None:
     results = full_results()
-    results[5] = tfio
+    results[6] = tfio
     ratios = {r.spec.name: r for r in compute_ratios(results)}
-    ratio = ratios[f"{READER_TF} / {TFIO}"]
+    ratio = ratios[f"{READER_TF} / {TFIO_PER_MESSAGE}"]
     assert ratio.value is None and ratio.met is None
-    assert ratio.reason == f"{TFIO}: --no-tfio"
+    assert ratio.reason == f"{TFIO_PER_MESSAGE}: --no-tfio"
     assert ratios[f"{TRAIN_KAFKA} / {TRAIN_PARQUET}"].value == 1.1  # the rest still counts
 
 
 def test_incomplete_and_missing_results_give_no_value() -> None:
     results = full_results()
     results[1] = BenchResult(READER_NUMPY, 10, 1.0, {"complete": False})
-    del results[7]
+    del results[8]
     ratios = {r.spec.name: r for r in compute_ratios(results)}
     assert ratios[f"{READER_NUMPY} / {TFIO}"].reason == f"{READER_NUMPY}: incomplete"
     assert ratios[f"{TRAIN_KAFKA} / {TRAIN_PARQUET}"].reason == f"{TRAIN_PARQUET}: not measured"
@@ -114,13 +118,24 @@ def test_report_json_carries_ratio_fields() -> None:
 
     assert [r["name"] for r in data["results"]] == list(TRAIN_PATHS)
     by_name = {r["name"]: r for r in data["results"]}
-    assert by_name[READER_TF]["ratio"] == {READER_NUMPY: 0.5, MEMORY_TF: 0.8, TFIO: 20.0}
-    assert by_name[READER_NUMPY]["ratio"] == {RAW_CONSUME: 0.8, TFIO: 40.0, PARQUET_NUMPY: 0.5}
+    assert by_name[READER_TF]["ratio"] == {
+        READER_NUMPY: 0.5,
+        MEMORY_TF: 0.8,
+        TFIO_PER_MESSAGE: 20.0,
+        TFIO: 5.0,
+    }
+    assert by_name[READER_NUMPY]["ratio"] == {
+        RAW_CONSUME: 0.8,
+        TFIO_PER_MESSAGE: 40.0,
+        TFIO: 10.0,
+        PARQUET_NUMPY: 0.5,
+    }
     assert by_name[TRAIN_KAFKA]["ratio"] == {TRAIN_PARQUET: 1.1}
     assert "ratio" not in by_name[TFIO]
-    assert by_name[TFIO]["events_per_s"] == 25.0
+    assert by_name[TFIO]["events_per_s"] == 100.0
     goals = {r["name"]: (r["goal"], r["met"]) for r in data["ratios"]}
-    assert goals[f"{READER_TF} / {TFIO}"] == (">= 10", True)
+    assert goals[f"{READER_TF} / {TFIO_PER_MESSAGE}"] == (">= 10", True)
+    assert goals[f"{READER_TF} / {TFIO}"] == (None, None)
     assert goals[f"{TRAIN_KAFKA} / {TRAIN_PARQUET}"] == ("<= 1.2", True)
     assert data["suite"] == "train" and data["quick"] is True
 
@@ -193,9 +208,10 @@ def test_an_unbuildable_tfio_venv_skips_tensorflow_io(
     bench = TrainBenchSettings(rows=10, tfio_venv=tmp_path / "venv")
     run = _train._TrainRun(bench, KafkaSettings())
     run.prepare_tfio()
-    result = run.tfio()
-    assert result.name == TFIO and result.extra["skipped"] is True
-    assert "no network" in result.extra["reason"]
+    for name, per_message in ((TFIO, False), (TFIO_PER_MESSAGE, True)):
+        result = run.tfio(per_message=per_message)
+        assert result.name == name and result.extra["skipped"] is True
+        assert "no network" in result.extra["reason"]
     assert not (tmp_path / "venv" / ".lakeless-tfio-ready").exists()
 
 
@@ -203,7 +219,8 @@ def test_no_tfio_skips_without_looking_for_a_venv(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(_train, "ensure_tfio_venv", pytest.fail)
     run = _train._TrainRun(TrainBenchSettings(rows=10, tfio=False), KafkaSettings())
     assert run.prepare_tfio() == {}
-    assert run.tfio().extra == {"skipped": True, "reason": "--no-tfio"}
+    for per_message in (False, True):
+        assert run.tfio(per_message=per_message).extra == {"skipped": True, "reason": "--no-tfio"}
 
 
 def test_cli_passes_options(monkeypatch: pytest.MonkeyPatch) -> None:

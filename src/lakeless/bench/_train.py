@@ -27,10 +27,11 @@ once to a local Parquet file before anything is timed:
     The data-lake baseline: the Parquet file (pyarrow, snappy, written before timing and
     therefore in the page cache, as the topic's segments are) read into the same float32
     matrix.
-``tensorflow-io``
+``tensorflow-io-per-message`` and ``tensorflow-io``
     The talk's method: tensorflow-io's ``KafkaGroupIODataset`` consuming the same topic in a
-    fresh consumer group and decoding every record inside ``tf.data`` as favourably as it
-    allows (see ``lakeless.bench._tfio_reader``). tensorflow-io 0.37.1 installs only beside
+    fresh consumer group each and decoding every record inside ``tf.data``: one message at a
+    time, as the talk's demo did, and batched, as favourably as tensorflow-io allows (see
+    ``lakeless.bench._tfio_reader``). tensorflow-io 0.37.1 installs only beside
     TensorFlow 2.16, so it runs as a subprocess in a virtualenv of its own, built on first use
     (`lakeless.bench._train_tfio.ensure_tfio_venv`; a few minutes, cached under
     ``~/.cache/lakeless``). Without a network
@@ -45,7 +46,8 @@ once to a local Parquet file before anything is timed:
 
 The report carries ratios with their goals: ``reader->numpy`` over ``raw-consume`` (goal at
 least 0.8x), ``reader->tf.data`` over ``reader->numpy`` (goal at least 0.9x),
-``reader->tf.data`` and ``reader->numpy`` over ``tensorflow-io`` (goal at least 10x) and
+``reader->tf.data`` and ``reader->numpy`` over ``tensorflow-io-per-message`` (goal at least
+10x; over the batched ``tensorflow-io`` beside it) and
 ``train-from-kafka`` over ``train-from-parquet`` seconds (goal at most 1.2). Unmeasured
 warm-ups absorb one-time costs first (importing TensorFlow, tracing the first ``tf.data`` and
 Keras functions). Nothing is asserted about speed.
@@ -85,6 +87,7 @@ from lakeless.bench._train_report import (
     READER_NUMPY,
     READER_TF,
     TFIO,
+    TFIO_PER_MESSAGE,
     TRAIN_KAFKA,
     TRAIN_PARQUET,
     TrainBenchReport,
@@ -207,7 +210,8 @@ class _TrainRun:
         x = read_parquet_features(parquet)
         results.append(self.memory_tf(x))
         results.append(self.parquet_numpy(parquet, parquet_bytes))
-        results.append(self.tfio())
+        results.append(self.tfio(per_message=False))
+        results.append(self.tfio(per_message=True))
         self.mean = x.mean(axis=0, dtype=np.float64)
         std = x.std(axis=0, dtype=np.float64)
         self.std = np.where(std > 1e-6, std, 1.0)
@@ -221,7 +225,11 @@ class _TrainRun:
 
     def cleanup(self) -> None:
         """Delete the topic and tensorflow-io's consumer group from a broker we did not start."""
-        groups = [self.group] if self.tfio_python is not None else []
+        groups = (
+            [f"{self.group}-batched", f"{self.group}-per-message"]
+            if self.tfio_python is not None
+            else []
+        )
         delete_bench_topics(self.kafka, [self.topic], groups)
 
     # ---- the rows -------------------------------------------------------------------------------
@@ -402,16 +410,18 @@ class _TrainRun:
             },
         )
 
-    def tfio(self) -> BenchResult:
+    def tfio(self, *, per_message: bool) -> BenchResult:
+        name = TFIO_PER_MESSAGE if per_message else TFIO
         if self.tfio_python is None:
-            return skipped(TFIO, self.tfio_reason)
+            return skipped(name, self.tfio_reason)
         return read_with_tfio(
             self.tfio_python,
             self.kafka,
             self.topic,
-            self.group,
+            f"{self.group}-{'per-message' if per_message else 'batched'}",  # fresh groups
             rows=self.bench.rows,
             timeout=self.bench.timeout,
+            per_message=per_message,
         )
 
     def train(self, x: np.ndarray | None, *, epochs: int) -> BenchResult:

@@ -20,7 +20,7 @@ from confluent_kafka import TopicPartition
 from lakeless.bench._harness import BenchError
 from lakeless.bench._peer import cached_venv, ensure_venv, run_command, run_peer_script
 from lakeless.bench._result import BenchResult
-from lakeless.bench._train_report import TFIO
+from lakeless.bench._train_report import TFIO, TFIO_PER_MESSAGE
 from lakeless.config import KafkaSettings
 from lakeless.dataset import READ_CONFIG
 from lakeless.fleet._schema import FEATURES, SCHEMA
@@ -105,14 +105,23 @@ def ensure_tfio_venv(path: Path | None = None, *, timeout: float = 1800.0) -> Pa
 
 
 def read_with_tfio(
-    python: Path, kafka: KafkaSettings, topic: str, group: str, *, rows: int, timeout: float
+    python: Path,
+    kafka: KafkaSettings,
+    topic: str,
+    group: str,
+    *,
+    rows: int,
+    timeout: float,
+    per_message: bool = False,
 ) -> BenchResult:
     """`TFIO`: tensorflow-io's ``KafkaGroupIODataset`` reading ``rows`` records of ``topic``.
 
     ``python`` is the virtualenv's (`ensure_tfio_venv`); ``group`` a fresh consumer group,
     committed at the log start first (untimed); ``timeout`` the seconds the stream may wait
-    for a record.
+    for a record. With ``per_message`` (`TFIO_PER_MESSAGE`) every message is decoded on its
+    own, as the talk's demo did; else batches are decoded whole.
     """
+    name = TFIO_PER_MESSAGE if per_message else TFIO
     read = READ_CONFIG
     config = {k: v for k, v in kafka.librdkafka().items() if k != "bootstrap.servers"}
     config.update({key: read[key] for key in _FETCH_KEYS})
@@ -126,18 +135,20 @@ def read_with_tfio(
         # The features' place in a clean record (they are contiguous, in schema order).
         "features_at": CleanCodec(SCHEMA).offset(FEATURES[0]),
         "features_bytes": 8 * len(FEATURES),
+        "per_message": per_message,
     }
-    logger.info("%s: %d rows in %s", TFIO, rows, python)
+    logger.info("%s: %d rows in %s", name, rows, python)
     _commit_log_start(kafka, topic, group)
     return run_peer_script(
-        TFIO,
+        name,
         python,
         _TFIO_SCRIPT,
         args,
         timeout=3 * timeout + 60,
         keep=("first_batch_s", "decoding", "tensorflow", "tensorflow_io"),
         env={"TF_CPP_MIN_LOG_LEVEL": "2"},
-        note="KafkaGroupIODataset, fresh group from the log start, batched decode",
+        note="KafkaGroupIODataset, fresh group from the log start, "
+        + ("decoded per message (the talk's way)" if per_message else "batched decode"),
         offsets="committed at the log start first (its ListOffsets v0 is gone in Kafka 4)",
     )
 
