@@ -182,8 +182,9 @@ class TrainBenchReport(BenchReport):
         ...     machine={},
         ... )
         >>> data = report.to_dict()
-        >>> data["results"][0]["ratio"], data["ratios"][2]["reason"]
-        ({'reader->numpy': None, 'tensorflow-io': None}, 'tensorflow-io: --no-tfio')
+        >>> data["results"][0]["ratio"]["tensorflow-io"]
+        >>> [r["reason"] for r in data["ratios"] if r["denominator"] == "tensorflow-io"]
+        ['tensorflow-io: --no-tfio', 'reader->numpy: not measured']
     """
 
     specs: Sequence[RatioSpec] = RATIO_SPECS
