@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from lakeless.bench import INGEST_PATHS, IngestBenchSettings, run_ingest_bench
 from lakeless.config import KafkaSettings, MqttSettings
 from lakeless.kafka import list_topics
+from lakeless.testing.waiting import wait_for
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
 
@@ -35,7 +34,10 @@ def test_ingest_suite_measures_every_path(kafka: KafkaSettings, mqtt: MqttSettin
     assert data["machine"]["cpu_count"] >= 1
 
     # The suite removes its topics from a broker it did not start.
-    deadline = time.monotonic() + 30
-    while any(t.startswith("lakeless-bench-") for t in list_topics(kafka)):
-        assert time.monotonic() < deadline, list_topics(kafka)
-        time.sleep(0.5)
+    wait_for(
+        lambda: not any(t.startswith("lakeless-bench-") for t in list_topics(kafka)),
+        30,
+        "the bench topics deleted",
+        lambda: str(list_topics(kafka)),
+        interval=0.5,
+    )

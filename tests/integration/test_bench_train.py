@@ -6,8 +6,6 @@ so CI runs the suite with ``tfio=False``; nothing is asserted about speed.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from lakeless.bench._train import TrainBenchSettings, run_train_bench
@@ -23,6 +21,7 @@ from lakeless.bench._train_report import (
 )
 from lakeless.config import KafkaSettings
 from lakeless.kafka import list_topics
+from lakeless.testing.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -72,7 +71,16 @@ def test_train_suite_measures_every_path(kafka: KafkaSettings) -> None:
     assert data["machine"]["broker"] == kafka.bootstrap_servers
 
     # The suite removes its topic from a broker it did not start.
-    deadline = time.monotonic() + 30
-    while any(t.startswith("lakeless-bench-") and t.endswith("-train") for t in list_topics(kafka)):
-        assert time.monotonic() < deadline, list_topics(kafka)
-        time.sleep(0.5)
+    wait_for(
+        lambda: (
+            not [
+                t
+                for t in list_topics(kafka)
+                if t.startswith("lakeless-bench-") and t.endswith("-train")
+            ]
+        ),
+        30,
+        "the train topic deleted",
+        lambda: str(list_topics(kafka)),
+        interval=0.5,
+    )
