@@ -29,16 +29,9 @@ from lakeless.stack import KafkaBroker, MosquittoBroker, free_port
 from lakeless.testing.corpus import good_record
 from lakeless.testing.kafka import read_topic
 from lakeless.testing.mqtt import Publisher
+from lakeless.testing.waiting import wait_for
 
 pytestmark = pytest.mark.mqtt
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Wait until ``condition()`` holds (checked every 50 ms), or fail saying ``what``."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def car_events(cars: int, seqs: range) -> list[tuple[str, bytes]]:
@@ -99,7 +92,7 @@ def test_shared_subscription_splits_the_load(
         sent = device.publish(car_events(20, range(50)))
         assert device.wait_acked(60)
         records = read_topic(kafka, raw, expected=sent)
-        wait_until(lambda: sum(b.stats.acked for b in bridges) >= sent, 60, "both PUBACKs")
+        wait_for(lambda: sum(b.stats.acked for b in bridges) >= sent, 60, "both PUBACKs")
     assert all(b.stats.acked > 0 for b in bridges), [b.stats for b in bridges]
     assert sum(b.stats.acked for b in bridges) == sent  # each message went to one bridge
     assert len(seen(records)) == sent
@@ -154,7 +147,7 @@ def test_another_pipeline_with_its_own_topic_template(
         device.publish([*messages, ("plants/site-0/other/p-z", b"{}")])  # not subscribed
         assert device.wait_acked(30)
         records = read_topic(kafka, raw, expected=len(messages))
-        wait_until(lambda: bridge.stats.acked >= len(messages), 30, "every PUBACK")
+        wait_for(lambda: bridge.stats.acked >= len(messages), 30, "every PUBACK")
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text  # as Prometheus scrapes
         assert f"lakeless_bridge_outputs_total {float(len(messages))}" in metrics, metrics
         assert "lakeless_bridge_events_total" in metrics
@@ -229,12 +222,12 @@ def test_kafka_outage_loses_nothing(mqtt: MqttSettings, tmp_path: Path) -> None:
             device.publish(car_events(cars, range(before, before + during)))
             assert device.wait_acked(60)
             total = cars * (before + during)
-            wait_until(lambda: bridge.stats.received >= total, 60, "the bridge to receive all")
+            wait_for(lambda: bridge.stats.received >= total, 60, "the bridge to receive all")
             assert bridge.stats.acked < total  # what Kafka has not taken is not acknowledged
             # 3. Kafka is back: everything arrives, and only then is it acknowledged
             broker.start()
             records = read_topic(kafka, "outage-raw", expected=total, timeout=120)
-            wait_until(lambda: bridge.stats.acked >= total, 60, "every PUBACK")
+            wait_for(lambda: bridge.stats.acked >= total, 60, "every PUBACK")
         assert len(seen(records)) == total
     finally:
         broker.stop()
@@ -259,7 +252,7 @@ def test_mosquitto_restart_loses_nothing(
             device.publish(car_events(cars, range(before)))
             assert device.wait_acked(60)
             read_topic(kafka, raw, expected=cars * before, idle=0)
-            wait_until(lambda: bridge.stats.acked >= cars * before, 60, "the first PUBACKs")
+            wait_for(lambda: bridge.stats.acked >= cars * before, 60, "the first PUBACKs")
             # Mosquitto restarts; the device publishes meanwhile (queued until it reconnects)
             mosquitto.stop()
             device.publish(car_events(cars, range(before, before + during)))
@@ -268,7 +261,7 @@ def test_mosquitto_restart_loses_nothing(
             assert device.wait_acked(90)
             total = cars * (before + during)
             records = read_topic(kafka, raw, expected=total, timeout=120)
-            wait_until(lambda: bridge.stats.acked >= total, 60, "every PUBACK")
+            wait_for(lambda: bridge.stats.acked >= total, 60, "every PUBACK")
         assert bridge.stats.reconnects >= 1
         assert len(seen(records)) == total
     finally:

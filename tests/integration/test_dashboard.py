@@ -14,7 +14,6 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,6 +34,7 @@ from lakeless.stack import free_port
 from lakeless.testing.kafka import end_offsets, produce_records
 from lakeless.testing.models import make_test_onnx
 from lakeless.testing.readings import perfect_anomalies, readings
+from lakeless.testing.waiting import wait_for
 
 MODELS_CONFIG = {"max.message.bytes": str(64 * 1024 * 1024)}
 PUMPS = example_schema("pumps")
@@ -75,13 +75,6 @@ def settings(kafka: KafkaSettings, new_topic: Callable[..., str], tmp_path: Path
             "rate_window": 30,
         },
     )
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
 
 
 def pump_anomalies(count: int) -> list[tuple[bytes, bytes]]:

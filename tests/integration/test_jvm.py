@@ -36,6 +36,7 @@ from lakeless.config import KafkaSettings
 from lakeless.kafka import TopicSpec, create_topics
 from lakeless.stack import free_port
 from lakeless.testing.kafka import produce_records
+from lakeless.testing.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 JVM = ROOT / "jvm"
@@ -240,7 +241,13 @@ def test_connect_converter_with_the_debezium_jdbc_sink(
         stdin=subprocess.DEVNULL,
     )
     try:
-        rows = _wait_for_rows(url, clean, anomalies, len(stream["events"]), len(expected_anomalies))
+        clean_rows, anomaly_rows = wait_for(
+            lambda: _rows(url, clean, anomalies, len(stream["events"]), len(expected_anomalies)),
+            180,
+            "PostgreSQL to get the rows",
+            lambda: f"worker log:\n{(tmp_path / 'connect.log').read_text()[-3000:]}",
+            interval=1.0,
+        )
         took = time.monotonic() - started
     finally:
         process.terminate()
@@ -248,10 +255,6 @@ def test_connect_converter_with_the_debezium_jdbc_sink(
             process.wait(30)
         except subprocess.TimeoutExpired:
             process.kill()
-    if rows is None:
-        log = (tmp_path / "connect.log").read_text()[-3000:]
-        pytest.fail(f"PostgreSQL did not get the rows in time; worker log:\n{log}")
-    clean_rows, anomaly_rows = rows
     events = {(e["car_id"], e["seq"]): e for e in (json.loads(x["json"]) for x in stream["events"])}
     assert len(clean_rows) == len(events)
     for row in clean_rows:
@@ -266,19 +269,17 @@ def test_connect_converter_with_the_debezium_jdbc_sink(
     print(f"Connect: {len(clean_rows)} clean rows, {len(anomaly_rows)} anomalies in {took:.1f}s")
 
 
-def _wait_for_rows(
-    url: str, clean: str, anomalies: str, n_clean: int, n_anomalies: int, timeout: float = 180
+def _rows(
+    url: str, clean: str, anomalies: str, n_clean: int, n_anomalies: int
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        time.sleep(1.0)
-        try:
-            with psycopg.connect(url, row_factory=dict_row) as db:
-                got = [db.execute(f'SELECT * FROM "{t}"').fetchall() for t in (clean, anomalies)]
-        except psycopg.errors.UndefinedTable:
-            continue
-        if len(got[0]) >= n_clean and len(got[1]) >= n_anomalies:
-            return got[0], got[1]
+    """Both tables' rows once they hold at least as many as expected (else None)."""
+    try:
+        with psycopg.connect(url, row_factory=dict_row) as db:
+            got = [db.execute(f'SELECT * FROM "{t}"').fetchall() for t in (clean, anomalies)]
+    except psycopg.errors.UndefinedTable:
+        return None
+    if len(got[0]) >= n_clean and len(got[1]) >= n_anomalies:
+        return got[0], got[1]
     return None
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import msgspec
@@ -30,6 +30,7 @@ from lakeless.schema.outputs import OutputCodec
 from lakeless.score import ScoreSettings, ScoreStage
 from lakeless.testing.kafka import produce_clean, read_topic
 from lakeless.testing.models import make_test_onnx
+from lakeless.testing.waiting import wait_for
 from lakeless.train import TrainSettings, train
 
 #: A wind farm: another entity, four features of three numeric types in other units and
@@ -58,13 +59,6 @@ TURBINES = {
 }
 TURBINE_COUNT = 20
 STEP_MS = 10_000
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.2)
 
 
 def pipeline_settings(kafka: KafkaSettings, suffix: str, **sections: Any) -> Settings:

@@ -50,6 +50,7 @@ from lakeless.testing.kafka import (
     read_topic,
 )
 from lakeless.testing.mqtt import Publisher
+from lakeless.testing.waiting import wait_for
 
 PARTITIONS = 3
 CAR = car_fleet()
@@ -84,14 +85,6 @@ def _records_in(kafka: KafkaSettings, topic: str) -> int:
     return sum(end_offsets(kafka, topic).values())
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Wait until ``condition()`` holds (checked every 50 ms), or fail saying ``what``."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 @contextmanager
 def _bridge(settings: Settings) -> Iterator[Bridge]:
     """A bridge in a thread with its own client id, subscribed (SUBACK) on entry.
@@ -105,7 +98,7 @@ def _bridge(settings: Settings) -> Iterator[Bridge]:
     assert bridge.wait_ready(30), "the bridge did not subscribe"
     try:
         yield bridge
-        wait_until(lambda: bridge.stats.acked >= bridge.stats.received, 60, "the bridge's acks")
+        wait_for(lambda: bridge.stats.acked >= bridge.stats.received, 60, "the bridge's acks")
     finally:
         bridge.request_stop()
         thread.join(60)
@@ -144,7 +137,7 @@ def test_fleet_through_mqtt_bridge_and_preprocess(
         sim = Simulator(fleet, settings, MqttSink(mqtt, client_id=f"sim-{uuid.uuid4().hex[:8]}"))
         sim_stats = sim.run()
         assert sim_stats.delivered == cars * seconds
-        wait_until(lambda: bridge.stats.acked >= cars * seconds, 120, "every message in Kafka")
+        wait_for(lambda: bridge.stats.acked >= cars * seconds, 120, "every message in Kafka")
     raw = _records_in(kafka, topics.raw)
     assert raw >= bridge.stats.acked >= cars * seconds  # duplicates (if any) are in Kafka too
 
@@ -253,7 +246,7 @@ def test_bad_corpus_dead_lettered_and_good_records_clean(
         good.add((car, seq))
     with _bridge(settings) as bridge:
         sent_mqtt = _publish_mqtt(mqtt, messages)
-        wait_until(lambda: bridge.stats.acked >= sent_mqtt, 120, "every message in Kafka")
+        wait_for(lambda: bridge.stats.acked >= sent_mqtt, 120, "every message in Kafka")
     assert bridge.stats.acked == sent_mqtt
 
     # (b) straight to Kafka: the whole corpus, keyed records included, with headers to keep.
@@ -516,7 +509,7 @@ def test_metrics_are_served_while_the_stage_runs(
     runner = threading.Thread(target=stage.run, args=(RunLimits(timeout=120),), daemon=True)
     runner.start()
     try:
-        wait_until(scrape, 60, "the metrics endpoint to count every record")
+        wait_for(scrape, 60, "the metrics endpoint to count every record")
     finally:
         stage.request_stop()
         runner.join(60)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -42,6 +41,7 @@ from lakeless.score import ScoreSettings, ScoreStage
 from lakeless.testing.events import example_values
 from lakeless.testing.kafka import produce_records, read_topic
 from lakeless.testing.models import FEATURES, make_test_onnx
+from lakeless.testing.waiting import wait_for
 
 MODELS_TOPIC_CONFIG = {"max.message.bytes": str(64 * 1024 * 1024), "retention.ms": "-1"}
 LINEAGE = {
@@ -82,13 +82,14 @@ def register(registry: Registry, bias: float = 0.0, **kw: object) -> ModelRecord
 
 def poll_until(follower: RegistryFollower, live: int, timeout: float = 20.0) -> ModelRecord | None:
     """Poll (non-blocking) until the follower's fold has ``live`` as live version."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        swapped = follower.poll()
-        if follower.state.live_version("car-ae") == live:
-            return swapped
-        time.sleep(0.05)
-    raise AssertionError(f"follower never saw v{live} live")
+    swapped: list[ModelRecord | None] = []
+
+    def is_live() -> bool:
+        swapped.append(follower.poll())
+        return follower.state.live_version("car-ae") == live
+
+    wait_for(is_live, timeout, f"the follower to see v{live} live", interval=0.05)
+    return swapped[-1]
 
 
 def follow(settings: Settings, timeout: float = 20) -> RegistryFollower:
@@ -246,9 +247,12 @@ def test_follower_refuses_a_bad_model_and_keeps_the_current_one(
             append(producer, topic, _corrupt(kind))
         # Appended directly: the registry itself refuses to promote a version it cannot read.
         append(producer, topic, StageChange(name="car-ae", version=2, stage="live", at=0))
-        deadline = time.monotonic() + 20
-        while follower.state.end < 3 and time.monotonic() < deadline:
-            assert follower.poll() is None
+
+        def folded() -> bool:
+            assert follower.poll() is None  # nothing it cannot read becomes current
+            return follower.state.end >= 3
+
+        wait_for(folded, 20, "the follower to fold all three records", interval=0.01)
         assert follower.state.end == 3
         assert follower.poll() is None
         assert follower.current is not None and follower.current.version == 1
@@ -340,13 +344,6 @@ def test_cli_list_show_promote_export(
 
 
 # ---- models and pipelines -----------------------------------------------------------------------
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
 
 
 def with_humidity(schema: PipelineSchema) -> PipelineSchema:

@@ -35,6 +35,7 @@ from lakeless.schema.outputs import OutputCodec
 from lakeless.score import ScoreError, ScoreSettings, ScoreStage, run_processes
 from lakeless.testing.kafka import committed_offsets, read_topic
 from lakeless.testing.models import FEATURES, make_test_onnx
+from lakeless.testing.waiting import wait_for
 
 SensorEvent = Any  # an event of the car schema's generated type
 CODEC = CleanCodec(car_fleet())
@@ -116,13 +117,6 @@ def run_in_thread(scorer: ScoreStage, limits: RunLimits) -> threading.Thread:
     thread = threading.Thread(target=scorer.run, args=(limits,), daemon=True)
     thread.start()
     return thread
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
 
 
 def decode_score(value: bytes | None) -> Any:

@@ -17,7 +17,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +43,7 @@ from lakeless.stack import STAGES, free_port, free_ports
 from lakeless.testing.events import decode_clean
 from lakeless.testing.kafka import committed_offsets, end_offsets, read_topic
 from lakeless.testing.models import FEATURES, make_test_onnx
+from lakeless.testing.waiting import wait_for
 
 MODEL = "car-ae"
 
@@ -134,13 +135,6 @@ def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureStack]:
             capture_output=True,
             timeout=120,
         )
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout:.0f}s waiting for {what}"
-        time.sleep(0.2)
 
 
 def test_status_files_and_permissions(secure: SecureStack) -> None:

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -34,6 +33,7 @@ from lakeless.serve import HttpScorerFactory, ServeSettings, create_app
 from lakeless.stack import free_port
 from lakeless.testing.kafka import produce_clean, read_topic
 from lakeless.testing.models import FEATURES, make_test_onnx
+from lakeless.testing.waiting import wait_for
 
 SensorEvent = Any  # an event of the car schema's generated type
 
@@ -79,13 +79,6 @@ def healthy_model(bias: float = 0.0) -> tuple[bytes, float]:
     onnx = make_test_onnx(mean=mean.tolist(), scale=(1 / std).tolist(), bias=bias)
     scores, _ = OnnxScorer(onnx, len(FEATURES)).score(data)
     return onnx, float(scores.max()) * 1.2
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
 
 
 def env(settings: Settings) -> dict[str, str]:

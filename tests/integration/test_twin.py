@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,6 +37,7 @@ from lakeless.schema.outputs import AnomalyRecord, OutputCodec
 from lakeless.stack import free_port
 from lakeless.testing.kafka import committed_offsets, end_offsets, produce_records
 from lakeless.testing.readings import perfect_anomalies, readings
+from lakeless.testing.waiting import wait_for
 from lakeless.twin import TwinStage, TwinStats, TwinStore, open_store
 
 SCHEMAS = {"car-fleet": car_fleet(), "pumps": example_schema("pumps")}
@@ -364,14 +364,16 @@ def _wait_for_entity(
     base: str, key: str, events: int, process: subprocess.Popen[str]
 ) -> dict[str, Any]:
     """GET /entities/{key} until the entity has ``events`` readings (the stage is done)."""
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and process.poll() is None:
+
+    def entity() -> dict[str, Any] | None:
+        assert process.poll() is None, f"the twin exited ({process.returncode})"
         try:
             response = httpx.get(f"{base}/entities/{key}", timeout=2)
-            if response.status_code == 200 and response.json()["entity"]["events"] == events:
-                assert httpx.get(f"{base}/health", timeout=2).json()["status"] == "ok"
-                return dict(response.json())
         except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"the twin API never showed {key} with {events} readings")
+            return None
+        if response.status_code != 200 or response.json()["entity"]["events"] != events:
+            return None
+        assert httpx.get(f"{base}/health", timeout=2).json()["status"] == "ok"
+        return dict(response.json())
+
+    return wait_for(entity, 90, f"the twin API to show {key} with {events} readings")
