@@ -36,7 +36,7 @@ from lakeless.lifecycle import RunLimits
 from lakeless.model import OnnxScorer
 from lakeless.registry import Registry, RegistrySettings
 from lakeless.schema.outputs import OutputCodec
-from lakeless.stack import free_port, free_ports, run_kafka_tool
+from lakeless.stack import free_port, free_ports, list_offsets
 from lakeless.testing.events import decode_clean
 from lakeless.testing.kafka import committed_offsets, end_offsets, produce_records, read_topic
 from lakeless.testing.models import FEATURES, make_test_onnx
@@ -232,14 +232,11 @@ def test_three_brokers_replicate_and_a_killed_node_comes_back(cluster: Cluster) 
     records = [(b"car-%d" % (i % 50), os.urandom(1000)) for i in range(5000)]
     produce_records(cluster.kafka, tiered, records)
 
-    def local_start() -> int:
-        out = run_kafka_tool(
-            "org.apache.kafka.tools.GetOffsetShell",
-            "--bootstrap-server", cluster.bootstrap, "--topic", tiered, "--time", "-4",
-        )  # fmt: skip
-        return int(out.strip().splitlines()[-1].rsplit(":", 1)[1])
-
-    wait_for(lambda: local_start() > 0, 120, "a segment of the tiered topic to leave the disk")
+    wait_for(
+        lambda: list_offsets(cluster.bootstrap, tiered, "-4")[0] > 0,
+        120,
+        "a segment of the tiered topic to leave the disk",
+    )
 
     leader = admin.list_topics(tiered, timeout=10).topics[tiered].partitions[0].leader
     before = cluster.pids()

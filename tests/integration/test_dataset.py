@@ -21,9 +21,10 @@ from lakeless.kafka import make_producer
 from lakeless.lifecycle import RunLimits
 from lakeless.pipeline import Pipeline
 from lakeless.schema import CleanCodec, EventCodec
-from lakeless.stack import run_kafka_tool
+from lakeless.stack import list_offsets
 from lakeless.testing.events import example_values
 from lakeless.testing.models import FEATURES
+from lakeless.testing.waiting import wait_for
 
 SensorEvent = Any  # an event of the car schema's generated type
 CAR = car_fleet()
@@ -292,19 +293,6 @@ def test_torch_adapter_matches_features(
     assert np.array_equal(got, ds.features())
 
 
-def earliest_local_offset(settings: KafkaSettings, topic: str) -> int:
-    out = run_kafka_tool(
-        "org.apache.kafka.tools.GetOffsetShell",
-        "--bootstrap-server",
-        settings.bootstrap_servers,
-        "--topic",
-        topic,
-        "--time",
-        "-4",
-    )
-    return int(out.strip().splitlines()[-1].rsplit(":", 1)[1])
-
-
 @pytest.mark.slow
 def test_window_reaching_into_the_remote_tier_reads_the_same(
     tiered_kafka: KafkaSettings, new_tiered_topic: Callable[..., str]
@@ -328,10 +316,12 @@ def test_window_reaching_into_the_remote_tier_reads_the_same(
     first = before.to_numpy()
     assert len(first) == 58_900
 
-    deadline = time.monotonic() + 120
-    while earliest_local_offset(kafka, topic) == 0:
-        assert time.monotonic() < deadline, "no segment left the broker's disk within 120 s"
-        time.sleep(2)
+    wait_for(
+        lambda: list_offsets(kafka.bootstrap_servers, topic, "-4")[0] > 0,
+        120,
+        "a segment to leave the broker's disk",
+        interval=0.5,
+    )
 
     after = KafkaDataset(kafka, topic, window, cache=False)
     assert after.window.partitions == before.window.partitions

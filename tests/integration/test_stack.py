@@ -15,7 +15,8 @@ from confluent_kafka import Consumer, TopicPartition
 
 from lakeless.config import KafkaSettings
 from lakeless.kafka import make_consumer, make_producer
-from lakeless.stack import KafkaBroker, free_port, run_kafka_tool
+from lakeless.stack import KafkaBroker, free_port, list_offsets, run_kafka_tool
+from lakeless.testing.waiting import wait_for
 
 
 def produce(settings: KafkaSettings, topic: str, records: list[tuple[bytes, bytes]]) -> None:
@@ -79,20 +80,6 @@ def test_restart_keeps_data(tmp_path: Path) -> None:
         broker.stop()
 
 
-def earliest_local_offset(settings: KafkaSettings, topic: str) -> int:
-    """Offset of the first record still on the broker's disk (ListOffsets with time -4)."""
-    out = run_kafka_tool(
-        "org.apache.kafka.tools.GetOffsetShell",
-        "--bootstrap-server",
-        settings.bootstrap_servers,
-        "--topic",
-        topic,
-        "--time",
-        "-4",
-    )
-    return int(out.strip().splitlines()[-1].rsplit(":", 1)[1])
-
-
 @pytest.mark.slow
 def test_tiered_storage_serves_segments_deleted_locally(
     tiered_kafka: KafkaSettings, new_tiered_topic: Callable[..., str]
@@ -112,11 +99,12 @@ def test_tiered_storage_serves_segments_deleted_locally(
     records = [(b"car-%d" % (i % 50), os.urandom(1000)) for i in range(6000)]
     produce(kafka, topic, records)
 
-    deadline = time.monotonic() + 120
-    while (local_start := earliest_local_offset(kafka, topic)) == 0:
-        assert time.monotonic() < deadline, "no segment left the broker's disk within 120 s"
-        time.sleep(2)
-    assert local_start > 0
+    wait_for(
+        lambda: list_offsets(kafka.bootstrap_servers, topic, "-4")[0] > 0,
+        120,
+        "a segment to leave the broker's disk",
+        interval=0.5,
+    )
 
     got = read_all(kafka, topic, 1, len(records))
     assert got == records  # every record back, in order, byte-identical

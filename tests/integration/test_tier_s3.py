@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,8 +20,8 @@ from confluent_kafka import TopicPartition
 
 from lakeless.config import KafkaSettings
 from lakeless.kafka import TopicSpec, create_topics, make_consumer, make_producer
-from lakeless.stack import Stack, free_port, run_kafka_tool
-from lakeless.stack._s3 import copy_failures
+from lakeless.stack import Stack, copy_failures, free_port, list_offsets
+from lakeless.testing.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -66,27 +65,6 @@ def read_all(settings: KafkaSettings, topic: str, expected: int) -> list[tuple[b
     return out
 
 
-def list_offset(settings: KafkaSettings, topic: str, spec: str) -> int:
-    """ListOffsets: -4 earliest still on local disk, -2 earliest at all (the log start)."""
-    out = run_kafka_tool(
-        "org.apache.kafka.tools.GetOffsetShell",
-        "--bootstrap-server",
-        settings.bootstrap_servers,
-        "--topic",
-        topic,
-        "--time",
-        spec,
-    )
-    return int(out.strip().splitlines()[-1].rsplit(":", 1)[1])
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"{what}: not within {timeout:.0f} s"
-        time.sleep(1)
-
-
 def segment_objects(stack: Stack, topic: str) -> list[Path]:
     """Every object of ``topic``'s partition 0 in the bucket (the filesystem backend's files)."""
     assert stack.s3 is not None
@@ -107,27 +85,32 @@ def test_outage_fails_copies_loudly_then_they_are_retried_and_nothing_is_lost(
     try:
         produce(kafka, topic, records)
         wait_for(
-            "a failed copy in the broker's log",
             lambda: copy_failures(server_log)[0] > failed_before,
-            timeout=60,
+            60,
+            "a failed copy in the broker's log",
         )
         status = s3_stack.status()
         assert status["s3"]["running"] is False
         assert status["s3"]["copy_failures"] > failed_before
         assert topic in status["s3"]["last_copy_failure"]
         wait_for(  # the broker's own line follows, after it tried to clean up
-            "the broker's copy error",
             lambda: "Error occurred while copying log segments" in server_log.read_text(),
-            timeout=30,
+            30,
+            "the broker's copy error",
         )
         # Nothing copied, so nothing deleted locally; consumers are served from local disk.
-        assert list_offset(kafka, topic, "-4") == 0
+        assert list_offsets(kafka.bootstrap_servers, topic, "-4")[0] == 0
         assert read_all(kafka, topic, len(records)) == records
         assert segment_objects(s3_stack, topic) == []
     finally:
         s3_stack.s3.start()
 
-    wait_for("segments tiered after S3 came back", lambda: list_offset(kafka, topic, "-4") > 0)
+    wait_for(
+        lambda: list_offsets(kafka.bootstrap_servers, topic, "-4")[0] > 0,
+        120,
+        "segments tiered after S3 came back",
+        interval=1,
+    )
     assert s3_stack.status()["s3"]["running"] is True
     assert read_all(kafka, topic, len(records)) == records  # from offset 0, byte-identical
 
@@ -147,16 +130,18 @@ def test_remote_retention_deletes_the_objects(s3_stack: Stack) -> None:
     topic = tiered_topic(kafka, **{"retention.ms": "15000"})
     produce(kafka, topic, [(b"k", os.urandom(1000)) for _ in range(3000)])
     wait_for(
-        "segments in the bucket",
         lambda: any(p.suffix == ".log" for p in segment_objects(s3_stack, topic)),
+        120,
+        "segments in the bucket",
     )
     # Past retention.ms the broker deletes the remote segments (DeleteObjects) and moves the
     # log start offset.
     wait_for(
-        "remote segments deleted",
         lambda: not any(p.suffix == ".log" for p in segment_objects(s3_stack, topic)),
+        120,
+        "remote segments deleted",
     )
-    assert list_offset(kafka, topic, "-2") > 0
+    assert list_offsets(kafka.bootstrap_servers, topic, "-2")[0] > 0
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:

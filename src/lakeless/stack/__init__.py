@@ -44,6 +44,7 @@ from lakeless.stack._kafka import (
     KafkaNode,
     find_jars_dir,
     kafka_version,
+    list_offsets,
     run_kafka_tool,
 )
 from lakeless.stack._mirror import MirrorMaker, mirrored_topics
@@ -66,8 +67,12 @@ __all__ = [
     "StackSecurity",
     "StackSettings",
     "StageAccess",
+    "copy_failures",
+    "find_jars_dir",
     "free_port",
     "free_ports",
+    "kafka_version",
+    "list_offsets",
     "run_kafka_tool",
 ]
 

@@ -497,3 +497,20 @@ def run_kafka_tool(main_class: str, *args: str, timeout: float = 300.0) -> str:
     if result.returncode != 0:
         raise StackError(f"{main_class} failed ({result.returncode}): {result.stderr[-2000:]}")
     return result.stdout
+
+
+def list_offsets(bootstrap_servers: str, topic: str, spec: str) -> dict[int, int]:
+    """ListOffsets through Kafka's own tool: offset per partition of ``topic`` for ``spec``.
+
+    ``spec`` is a time in ms or ``-1`` latest, ``-2`` earliest (the log start), ``-3`` max
+    timestamp, ``-4`` earliest still on local disk (tiered storage; librdkafka refuses ``-4``).
+    """
+    out = run_kafka_tool(
+        "org.apache.kafka.tools.GetOffsetShell",
+        "--bootstrap-server", bootstrap_servers, "--topic", topic, "--time", spec,
+    )  # fmt: skip
+    offsets: dict[int, int] = {}
+    for line in out.split():
+        _topic, partition, offset = line.rsplit(":", 2)
+        offsets[int(partition)] = int(offset)
+    return offsets
