@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import confluent_kafka
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
@@ -22,14 +23,16 @@ from paho.mqtt.properties import Properties
 from lakeless.config import KafkaSettings, MqttSettings
 from lakeless.errors import LakelessError
 from lakeless.kafka import make_admin
-from lakeless.stack import KafkaBroker, MosquittoBroker, free_port
+from lakeless.stack import KafkaBroker, MosquittoBroker, find_jars_dir, free_port, kafka_version
 
 __all__ = [
     "BenchError",
     "delete_bench_topics",
     "java_client_properties",
+    "kafka_facts",
     "mqtt_session",
     "throwaway_kafka",
+    "throwaway_kafka_unless",
     "throwaway_mqtt",
 ]
 
@@ -38,6 +41,20 @@ logger = logging.getLogger(__name__)
 
 class BenchError(LakelessError):
     """A benchmark could not run (tool output not understood, broker unreachable, ...)."""
+
+
+def kafka_facts(
+    kafka: KafkaSettings, *, throwaway: bool, label: str = "throwaway"
+) -> dict[str, str]:
+    """What a report says of its Kafka: the jars' and librdkafka's versions, and the broker.
+
+    The broker is ``label`` when the run started its own, else the bootstrap servers.
+    """
+    return {
+        "kafka": kafka_version(find_jars_dir()),
+        "librdkafka": confluent_kafka.libversion()[0],
+        "broker": label if throwaway else kafka.bootstrap_servers,
+    }
 
 
 def java_client_properties(kafka: KafkaSettings) -> dict[str, str]:
@@ -130,6 +147,16 @@ def throwaway_kafka(workdir: Path) -> Iterator[KafkaSettings]:
         yield KafkaSettings(bootstrap_servers=broker.bootstrap)
     finally:
         broker.stop()
+
+
+@contextlib.contextmanager
+def throwaway_kafka_unless(kafka: KafkaSettings | None, workdir: Path) -> Iterator[KafkaSettings]:
+    """``kafka`` itself, or (``None``) a `throwaway_kafka` under ``workdir`` for the run."""
+    if kafka is not None:
+        yield kafka
+        return
+    with throwaway_kafka(workdir) as settings:
+        yield settings
 
 
 @contextlib.contextmanager

@@ -46,15 +46,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-import confluent_kafka
 from pydantic import BaseModel, ConfigDict, Field
 
 from lakeless.bench._harness import (
     BenchError,
     delete_bench_topics,
     java_client_properties,
+    kafka_facts,
     mqtt_session,
-    throwaway_kafka,
+    throwaway_kafka_unless,
     throwaway_mqtt,
 )
 from lakeless.bench._result import BenchReport, BenchResult, machine_info
@@ -66,7 +66,6 @@ from lakeless.kafka import TopicSpec, create_topics
 from lakeless.lifecycle import RunLimits
 from lakeless.preprocess import PreprocessSettings, PreprocessStage
 from lakeless.stack import run_kafka_tool
-from lakeless.stack._kafka import find_jars_dir, kafka_version
 
 __all__ = [
     "CEILING",
@@ -416,28 +415,21 @@ def run_ingest_bench(
     bench = bench or IngestBenchSettings()
     started = time.monotonic()
     machine = machine_info()
+    throwaway, own_mqtt = kafka is None, mqtt_settings is None
     with (
         tempfile.TemporaryDirectory(prefix="lakeless-bench-") as tmp,
+        throwaway_kafka_unless(kafka, Path(tmp)) as settings,
         contextlib.ExitStack() as stack,
     ):
-        workdir = Path(tmp)
-        throwaway = kafka is None
-        if kafka is None:
-            kafka = stack.enter_context(throwaway_kafka(workdir))
-        own_mqtt = mqtt_settings is None
         if mqtt_settings is None:
-            mqtt_settings = stack.enter_context(throwaway_mqtt(workdir))
-        run = _IngestRun(bench, kafka, mqtt_settings)
+            mqtt_settings = stack.enter_context(throwaway_mqtt(Path(tmp)))
+        run = _IngestRun(bench, settings, mqtt_settings)
         try:
-            results = run.run(workdir)
+            results = run.run(Path(tmp))
         finally:
             # Throwaway brokers go away with their data; shared ones get their state back.
             run.cleanup(kafka=not throwaway, mqtt=not own_mqtt)
-    machine |= {
-        "kafka": kafka_version(find_jars_dir()),
-        "librdkafka": confluent_kafka.libversion()[0],
-        "broker": "throwaway" if throwaway else kafka.bootstrap_servers,
-    }
+    machine |= kafka_facts(settings, throwaway=throwaway)
     return BenchReport.finished(
         "ingest", results, started=started, machine=machine, ceiling=CEILING, quick=bench.quick
     )

@@ -55,9 +55,9 @@ import uuid
 from pathlib import Path
 from typing import Any, Final
 
-import confluent_kafka
 from pydantic import BaseModel, ConfigDict, Field
 
+from lakeless.bench._harness import kafka_facts
 from lakeless.bench._pipepeers import MqttLegPeers, producer_perf, spread
 from lakeless.bench._pipestep import StepRunner, StepSettings
 from lakeless.bench._result import BenchReport, BenchResult, machine_info
@@ -288,8 +288,6 @@ def run_pipeline_bench(
         lakeless.bench.BenchError: a stage died, or the counts did not balance in time.
         lakeless.errors.StackError: a throwaway broker did not start.
     """
-    from lakeless.stack._kafka import find_jars_dir, kafka_version
-
     bench = bench or PipelineBenchSettings()
     started = time.monotonic()
     machine = machine_info()
@@ -336,9 +334,7 @@ def run_pipeline_bench(
                     runner.delete_topics(extra_topics + leg.topics)
     _annotate(results)
     machine |= {
-        "kafka": kafka_version(find_jars_dir()),
-        "librdkafka": confluent_kafka.libversion()[0],
-        "broker": "throwaway" if kafka is None else kafka_settings.bootstrap_servers,
+        **kafka_facts(kafka_settings, throwaway=kafka is None),
         "python": sys.version.split()[0],
         "pid": os.getpid(),
     }

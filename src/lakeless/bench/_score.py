@@ -77,7 +77,6 @@ Quix Streams, the model server, Kafka Streams), ``_score_latency`` the latency p
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import tempfile
 import time
@@ -88,7 +87,7 @@ from typing import Any
 
 import numpy as np
 
-from lakeless.bench._harness import delete_bench_topics, throwaway_kafka
+from lakeless.bench._harness import delete_bench_topics, kafka_facts, throwaway_kafka_unless
 from lakeless.bench._result import BenchResult, machine_info
 from lakeless.bench._rows import produce_fleet
 from lakeless.bench._score_latency import latencies
@@ -342,29 +341,21 @@ def run_score_bench(
         ScoreBenchError: the model or the topic could not be prepared.
         lakeless.errors.StackError: the throwaway broker did not start.
     """
-    import confluent_kafka
-
     bench = bench or ScoreBenchSettings()
     started = time.monotonic()
     machine = machine_info()
+    throwaway = kafka is None
     with (
         tempfile.TemporaryDirectory(prefix="lakeless-bench-score-") as tmp,
-        contextlib.ExitStack() as stack,
+        throwaway_kafka_unless(kafka, Path(tmp) / "kafka") as settings,
     ):
-        workdir = Path(tmp)
-        throwaway = kafka is None
-        if kafka is None:
-            kafka = stack.enter_context(throwaway_kafka(workdir / "kafka"))
-        run = _ScoreRun(bench, kafka)
+        run = _ScoreRun(bench, settings)
         try:
-            results = run.run(workdir)
+            results = run.run(Path(tmp))
         finally:
             if not throwaway:
                 run.cleanup()
-    machine |= {
-        "librdkafka": confluent_kafka.libversion()[0],
-        "broker": "throwaway" if throwaway else kafka.bootstrap_servers,
-    }
+    machine |= kafka_facts(settings, throwaway=throwaway)
     return ScoreBenchReport.finished(
         "score", results, started=started, machine=machine, ceiling=CEILING, quick=bench.quick
     )

@@ -43,19 +43,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-import confluent_kafka
 import numpy as np
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka import KafkaError as ConfluentError
 from pydantic import BaseModel, ConfigDict, Field
 
-from lakeless.bench._harness import BenchError
+from lakeless.bench._harness import BenchError, kafka_facts
 from lakeless.bench._result import BenchReport, BenchResult, machine_info
 from lakeless.config import KafkaSettings
 from lakeless.dataset._reader import READ_CONFIG
 from lakeless.kafka import TopicSpec, create_topics, end_offsets, make_admin, make_producer
-from lakeless.stack import Stack, StackSettings, free_port, run_kafka_tool
-from lakeless.stack._kafka import find_jars_dir, kafka_version
+from lakeless.stack import Stack, StackSettings, free_port, list_offsets
 
 __all__ = [
     "GOAL",
@@ -224,24 +222,6 @@ class _Read:
     cpu: dict[str, float]  # CPU seconds per process during the read (broker, s3proxy, client)
 
 
-def _list_offsets(kafka: KafkaSettings, topic: str, spec: str) -> dict[int, int]:
-    """ListOffsets through Kafka's own tool (librdkafka refuses ``-4``, earliest on local disk)."""
-    out = run_kafka_tool(
-        "org.apache.kafka.tools.GetOffsetShell",
-        "--bootstrap-server",
-        kafka.bootstrap_servers,
-        "--topic",
-        topic,
-        "--time",
-        spec,
-    )
-    offsets: dict[int, int] = {}
-    for line in out.split():
-        _topic, partition, offset = line.rsplit(":", 2)
-        offsets[int(partition)] = int(offset)
-    return offsets
-
-
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of process ``pid`` so far (0 where /proc cannot tell)."""
     try:
@@ -388,7 +368,7 @@ class _TierRun:
         last: dict[int, int] = {}
         stable = 0
         while True:
-            local_start = _list_offsets(self.kafka, self.remote, "-4")
+            local_start = list_offsets(self.kafka.bootstrap_servers, self.remote, "-4")
             if local_start == ends:
                 return _Window(dict(local_start))
             moved_on = all(local_start.get(p, 0) > 0 for p in range(self.bench.partitions))
@@ -525,9 +505,7 @@ def run_tier_bench(
             if not throwaway:
                 run.cleanup()
     machine |= {
-        "kafka": kafka_version(find_jars_dir()),
-        "librdkafka": confluent_kafka.libversion()[0],
-        "broker": "throwaway (tier s3, s3proxy)" if throwaway else settings.bootstrap_servers,
+        **kafka_facts(settings, throwaway=throwaway, label="throwaway (tier s3, s3proxy)"),
         "mib": bench.mib,
         "record_bytes": bench.record_bytes,
         "partitions": bench.partitions,

@@ -60,7 +60,6 @@ filling and the Parquet file.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import operator
 import tempfile
@@ -77,7 +76,12 @@ import numpy as np
 from confluent_kafka import TopicPartition
 from pydantic import BaseModel, ConfigDict, Field
 
-from lakeless.bench._harness import BenchError, delete_bench_topics, throwaway_kafka
+from lakeless.bench._harness import (
+    BenchError,
+    delete_bench_topics,
+    kafka_facts,
+    throwaway_kafka_unless,
+)
 from lakeless.bench._result import BenchResult, machine_info, skipped
 from lakeless.bench._rows import ParquetRows, produce_fleet, read_parquet_features
 from lakeless.bench._train_report import (
@@ -518,15 +522,6 @@ def _warm_up_tf() -> None:
         pass
 
 
-@contextlib.contextmanager
-def _maybe_throwaway(workdir: Path, kafka: KafkaSettings | None) -> Iterator[KafkaSettings]:
-    if kafka is not None:
-        yield kafka
-        return
-    with throwaway_kafka(workdir) as settings:
-        yield settings
-
-
 def run_train_bench(
     bench: TrainBenchSettings | None = None,
     kafka: KafkaSettings | None = None,
@@ -549,7 +544,7 @@ def run_train_bench(
         workdir = Path(tmp)
         run = _TrainRun(bench, kafka or KafkaSettings())
         machine |= run.prepare_tfio()
-        with _maybe_throwaway(workdir, kafka) as settings:
+        with throwaway_kafka_unless(kafka, workdir) as settings:
             run.kafka = settings
             try:
                 results = run.run(workdir)
@@ -558,13 +553,9 @@ def run_train_bench(
                     run.cleanup()
     import tensorflow as tf
 
-    from lakeless.stack._kafka import find_jars_dir, kafka_version
-
     machine |= {
-        "kafka": kafka_version(find_jars_dir()),
-        "librdkafka": confluent_kafka.libversion()[0],
+        **kafka_facts(run.kafka, throwaway=throwaway),
         "tensorflow": tf.__version__,
-        "broker": "throwaway" if throwaway else run.kafka.bootstrap_servers,
         "rows": bench.rows,
         "epochs": bench.epochs,
     }
