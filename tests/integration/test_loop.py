@@ -124,10 +124,7 @@ def test_a_member_joining_mid_batch_loses_and_duplicates_nothing_under_exactly_o
     )
     sent = feed(settings.kafka, source, 1500)
     thread_a, outcome_a = run_in_thread(first, RunLimits(until_idle=5, timeout=120))
-    deadline = time.monotonic() + 60
-    while first.stats.received < 400 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert first.stats.received >= 400, "the first member never got going"
+    wait_for(lambda: first.stats.received >= 400, 60, "the first member got going", interval=0.05)
     second = BatchLoop(
         settings,
         config(group, source, transactional_id=f"{group}-b", **slow),
@@ -158,9 +155,7 @@ def test_pipelined_batches_commit_in_order_and_finish_before_a_rebalance(
     first = BatchLoop(settings, config(group, source, **slow), Copy(target))
     sent = feed(settings.kafka, source, 1500)
     thread_a, outcome_a = run_in_thread(first, RunLimits(until_idle=5, timeout=120))
-    deadline = time.monotonic() + 60
-    while first.stats.received < 400 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: first.stats.received >= 400, 60, "the first member got going", interval=0.05)
     second = BatchLoop(settings, config(group, source, **slow), Copy(target))
     thread_b, outcome_b = run_in_thread(second, RunLimits(until_idle=5, timeout=120))
     wait_until_both_assigned(loop_logs)
@@ -249,9 +244,7 @@ def test_a_fenced_producer_stops_with_a_message_that_says_so(
         error_type=KafkaError,
     )
     thread_a, outcome_a = run_in_thread(first, RunLimits(until_idle=20, timeout=60))
-    deadline = time.monotonic() + 30
-    while first.stats.received == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: first.stats.received > 0, 30, "the first batch", interval=0.05)
     # A second producer with the same transactional.id fences the first one.
     second = BatchLoop(
         settings,

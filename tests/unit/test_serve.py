@@ -32,6 +32,7 @@ from lakeless.serve._wire import FEATURES_TYPE, SCORES_TYPE, decode_scores, enco
 from lakeless.stack import free_port
 from lakeless.testing.events import example_json, example_values
 from lakeless.testing.models import FEATURES, make_test_onnx
+from lakeless.testing.waiting import wait_for
 
 N = len(FEATURES)
 #: The car schema's typical values: what the test model deviates from.
@@ -297,14 +298,14 @@ def test_run_serve_stops_on_count_and_on_idle(live: LiveModel) -> None:
     def call() -> None:
         url = f"http://127.0.0.1:{port}"
         with httpx.Client() as http:
-            deadline = time.monotonic() + 20
-            while True:
+
+            def answers() -> bool:
                 try:
-                    http.get(f"{url}/health")
-                    break
+                    return http.get(f"{url}/health") is not None
                 except httpx.TransportError:
-                    assert time.monotonic() < deadline
-                    time.sleep(0.05)
+                    return False
+
+            wait_for(answers, 20, "the server answered", interval=0.05)
             for _ in range(3):
                 assert http.post(f"{url}/score/batch", json={"features": [[0.0] * N]}).is_success
 
