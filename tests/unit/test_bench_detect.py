@@ -12,6 +12,7 @@ from lakeless.bench._detect import (
     DetectBenchSettings,
     DetectReport,
     _aggregate,
+    _smoothed,
     _stat,
 )
 from lakeless.cli import app
@@ -35,6 +36,24 @@ def test_stat_and_aggregations() -> None:
     assert _aggregate(errors, "mean")[0] == 3.0
     assert _aggregate(errors, "max")[0] == 6.0
     assert _aggregate(errors, "top2")[0] == 4.5
+
+
+def test_smoothing_averages_noise_out_and_adds_a_sustained_shift_up() -> None:
+    from lakeless.testing.fleet2 import SimWindow
+
+    rng = np.random.default_rng(0)
+    n = 2000  # two cars interleaved, one event per second each
+    cars = ["a", "b"] * (n // 2)
+    ts = np.repeat(np.arange(n // 2) * 1000, 2)
+    raw = rng.exponential(1.0, n)
+    raw[n // 2 :: 2] += 0.8  # car a: a small lasting shift in the second half
+    win = SimWindow(np.zeros((n, 18)), [None] * n, cars, ts, ["m"] * n)
+    smooth = _smoothed(lambda w: raw, 30.0)(win)
+    shifted = slice(n // 2 + 100, None, 2)  # car a, three time constants into the shift
+    # Raw, no threshold above car b's healthy scores sees the shift; smoothed, most of it shows.
+    assert np.mean(raw[shifted] > raw[1::2].max()) < 0.01
+    assert np.mean(smooth[shifted] > smooth[1::2].max()) > 0.8
+    assert np.all(smooth[:2] == raw[:2])  # a car's first event is its own average
 
 
 def test_report_table() -> None:

@@ -23,6 +23,11 @@ Models (names in `MODEL_NAMES`):
 - ``zscore``: `lakeless.model.ZScoreModel`;
 - ``per-car`` (``-max``): the default network's signed residuals z-scored per car with the
   car's own training-window mean and spread (needs per-car state, not the ONNX contract);
+- ``autoencoder-smoothed`` / ``autoencoder-max-smoothed``: the score of ``autoencoder`` /
+  ``autoencoder-max`` averaged over time per car (an exponentially weighted mean with the time
+  constant ``smoothing_seconds``), the threshold calibrated on the smoothed scores: a failure
+  that shifts every reading a little adds up, healthy noise averages out (needs per-car state
+  in the scorer, not the ONNX contract);
 - ``iforest``, ``ecod``, ``copod``: pyod's detectors, when pyod is installed;
 - ``hst``: River's online HalfSpaceTrees, when river is installed (learns while it scores).
 
@@ -61,6 +66,8 @@ MODEL_NAMES = (
     "autoencoder-wide-max",
     "autoencoder-context",
     "autoencoder-context-max",
+    "autoencoder-smoothed",
+    "autoencoder-max-smoothed",
     "zscore",
     "per-car",
     "per-car-max",
@@ -102,6 +109,7 @@ class DetectBenchSettings(BaseModel):
         seeds: simulator seeds (the models' seed is fixed: only the data changes).
         epochs: autoencoder epochs.
         threshold_quantile: every model's threshold quantile of held-out healthy scores.
+        smoothing_seconds: time constant of the ``-smoothed`` models' per-car average.
         models: which of `MODEL_NAMES` to run.
         cross: also score ``fleet2`` with the models trained on ``fleet``.
         quick: only recorded in the report.
@@ -119,6 +127,7 @@ class DetectBenchSettings(BaseModel):
     seeds: tuple[int, ...] = (1, 2, 3)
     epochs: int = Field(default=8, ge=1)
     threshold_quantile: float = Field(default=0.9995, gt=0, lt=1)
+    smoothing_seconds: float = Field(default=30.0, gt=0)
     models: tuple[str, ...] = MODEL_NAMES
     cross: bool = True
     quick: bool = False
@@ -418,7 +427,12 @@ def _fit_all(
     default_model = None
     for base, (units, context, variants) in families.items():
         names = [base + v for v in variants]
-        needs_default = base == "autoencoder" and wanted & {"per-car", "per-car-max"}
+        needs_default = base == "autoencoder" and wanted & {
+            "per-car",
+            "per-car-max",
+            "autoencoder-smoothed",
+            "autoencoder-max-smoothed",
+        }
         if not wanted & set(names) and not needs_default:
             continue
         started = time.perf_counter()
@@ -429,6 +443,9 @@ def _fit_all(
         for name, how in zip(names, ("mean", "max", "top3"), strict=False):
             if name in wanted:
                 add(name, _aggregated(cached, how), started)
+            if f"{name}-smoothed" in wanted:
+                smoothed = _smoothed(_aggregated(cached, how), bench.smoothing_seconds)
+                add(f"{name}-smoothed", smoothed, started)
         if base == "autoencoder" and "autoencoder" in wanted:
             # The same split and quantile: the threshold `lakeless train` would register.
             log.debug("autoencoder threshold %s (own %s)", out["autoencoder"][1], model.threshold)
@@ -453,6 +470,35 @@ def _fit_all(
 
 def _aggregated(errors: Callable[[SimWindow], np.ndarray], how: str) -> Scorer:
     return lambda win: _aggregate(errors(win), how)
+
+
+def _smoothed(scorer: Scorer, tau_s: float) -> Scorer:
+    """``scorer``'s scores averaged per car over time (exponential weights, time constant tau).
+
+    Example:
+        >>> from lakeless.testing.fleet2 import SimWindow
+        >>> win = SimWindow(np.zeros((4, 18)), [None] * 4, ["a", "b", "a", "a"],
+        ...                 np.array([0, 0, 1000, 2000]), ["m"] * 4)
+        >>> scores = lambda w: np.array([1.0, 5.0, 0.0, 0.0])
+        >>> _smoothed(scores, 1.0)(win).round(3).tolist()  # b alone; a decays by e^-1 a second
+        [1.0, 5.0, 0.368, 0.135]
+    """
+    tau_ms = tau_s * 1000.0
+
+    def score(win: SimWindow) -> np.ndarray:
+        raw = scorer(win).tolist()
+        out = np.empty(len(raw), np.float64)
+        last: dict[str, tuple[float, float]] = {}  # car -> (time, average)
+        for i, (car, t, value) in enumerate(zip(win.car_ids, win.ts.tolist(), raw, strict=True)):
+            seen = last.get(car)
+            if seen is not None:
+                keep = math.exp(-max(t - seen[0], 0.0) / tau_ms)
+                value = keep * seen[1] + (1.0 - keep) * value
+            last[car] = (t, value)
+            out[i] = value
+        return out
+
+    return score
 
 
 def _last_window_cache(

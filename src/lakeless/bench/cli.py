@@ -450,8 +450,17 @@ def detect(
         typer.Option(
             envvar=_env("MODELS"),
             help="Comma-separated models to run (default all: autoencoder, autoencoder-max, "
-            "autoencoder-top3, autoencoder-wide(-max), autoencoder-context(-max), zscore, "
-            "per-car(-max), iforest, ecod, copod, hst).",
+            "autoencoder-top3, autoencoder-wide(-max), autoencoder-context(-max), "
+            "autoencoder(-max)-smoothed, zscore, per-car(-max), iforest, ecod, copod, hst).",
+        ),
+    ] = None,
+    smoothing_seconds: Annotated[
+        float | None,
+        typer.Option(
+            envvar=_env("SMOOTHING_SECONDS"),
+            min=0.001,
+            help="Time constant of the -smoothed models' per-car average of the score "
+            "(default 30).",
         ),
     ] = None,
     as_json: AsJson = False,
@@ -477,6 +486,8 @@ def detect(
             fields["cars"] = cars
         if epochs is not None:
             fields["epochs"] = epochs
+        if smoothing_seconds is not None:
+            fields["smoothing_seconds"] = smoothing_seconds
         bench = DetectBenchSettings.for_mode(quick, **fields)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
