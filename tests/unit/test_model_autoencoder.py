@@ -46,7 +46,9 @@ def test_fit_architecture_progress_and_determinism(data: Any) -> None:
     assert len(first.history["loss"]) == 2 and len(first.history["val_loss"]) == 2
     ends = [r for r in reports if r.done]
     assert [r.epoch for r in ends] == [1, 2] and all(r.val_loss is not None for r in ends)
-    assert any(not r.done for r in reports)
+    steps = [(r.step, r.steps) for r in reports if not r.done and r.epoch == 1]
+    assert steps and steps[-1][0] == steps[-1][1]  # the bar ends full, never past it
+    assert all(0 < step <= total for step, total in steps)
     assert len(first.feature_scale) == 18
     second = Autoencoder(epochs=2, batch_size=128, seed=7).fit(x, labels)
     np.testing.assert_array_equal(first.score(x[:200]), second.score(x[:200]))

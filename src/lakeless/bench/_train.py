@@ -433,7 +433,7 @@ class _TrainRun:
         import tensorflow as tf
 
         from lakeless.model import Autoencoder
-        from lakeless.model.autoencoder import _keras
+        from lakeless.model.autoencoder import STEPS_PER_EXECUTION, _keras
 
         bench = self.bench
         assert self.mean is not None and self.std is not None
@@ -471,7 +471,11 @@ class _TrainRun:
         for i, width in enumerate(template.units):
             network.add(keras.layers.Dense(width, activation=template.activation, name=f"h{i}"))
         network.add(keras.layers.Dense(len(FEATURES), name="reconstruction"))
-        network.compile(optimizer=keras.optimizers.Adam(template.learning_rate), loss="mse")
+        network.compile(
+            optimizer=keras.optimizers.Adam(template.learning_rate),
+            loss="mse",
+            steps_per_execution=STEPS_PER_EXECUTION,  # as lakeless train compiles it
+        )
         logger.info("training %d epoch(s) on %d rows from %s", epochs, rows, source_name)
         started = time.perf_counter()
         with warnings.catch_warnings():
