@@ -17,6 +17,7 @@ from lakeless.bench._train_report import (
     TFIO,
     TFIO_PER_MESSAGE,
     TRAIN_KAFKA,
+    TRAIN_PARQUET,
     TRAIN_PATHS,
 )
 from lakeless.config import KafkaSettings
@@ -28,9 +29,7 @@ pytestmark = pytest.mark.slow
 
 def test_train_suite_measures_every_path(kafka: KafkaSettings) -> None:
     rows = 20_000
-    bench = TrainBenchSettings(
-        rows=rows, epochs=1, partitions=2, tfio=False, timeout=60, read_repeats=2
-    )
+    bench = TrainBenchSettings(rows=rows, epochs=1, partitions=2, tfio=False, timeout=60, repeats=2)
     data = run_train_bench(bench, kafka).to_dict()
 
     assert [r["name"] for r in data["results"]] == list(TRAIN_PATHS)
@@ -54,7 +53,7 @@ def test_train_suite_measures_every_path(kafka: KafkaSettings) -> None:
     assert data["ceiling"] == RAW_CONSUME
     raw = by_name[RAW_CONSUME]
     assert raw["events"] == rows and raw["ratio_to_ceiling"] == 1.0
-    for name in (RAW_CONSUME, READER_NUMPY):
+    for name in (RAW_CONSUME, READER_NUMPY, READER_TF, MEMORY_TF, TRAIN_KAFKA, TRAIN_PARQUET):
         assert by_name[name]["extra"]["repeats"] == 2, by_name[name]
         assert len(by_name[name]["extra"]["runs_per_s"]) == 2
         assert by_name[name]["extra"]["spread"] >= 0

@@ -153,10 +153,10 @@ def test_report_table_renders_ratios() -> None:
 def test_settings_for_mode() -> None:
     quick = TrainBenchSettings.for_mode(True)
     assert (quick.rows, quick.epochs, quick.quick) == (QUICK_ROWS, QUICK_EPOCHS, True)
-    assert quick.read_repeats == 1
+    assert quick.repeats == 1
     full = TrainBenchSettings.for_mode(False)
     assert (full.rows, full.epochs, full.tfio) == (FULL_ROWS, FULL_EPOCHS, True)
-    assert full.read_repeats == 3
+    assert full.repeats == 3
     assert FULL_ROWS >= 1_000_000
     custom = TrainBenchSettings.for_mode(True, rows=20_000, epochs=2, tfio=False)
     assert (custom.rows, custom.epochs, custom.tfio) == (20_000, 2, False)
@@ -234,7 +234,7 @@ def test_cli_passes_options(monkeypatch: pytest.MonkeyPatch) -> None:
     result = CliRunner().invoke(
         app,
         ["bench", "train", "--quick", "--rows", "500", "--no-tfio", "--bootstrap", "h:1",
-         "--read-repeats", "2", "--json"],
+         "--repeats", "2", "--json"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
@@ -242,6 +242,6 @@ def test_cli_passes_options(monkeypatch: pytest.MonkeyPatch) -> None:
     bench = seen["bench"]
     assert isinstance(bench, TrainBenchSettings)
     assert (bench.rows, bench.epochs, bench.tfio, bench.quick) == (500, QUICK_EPOCHS, False, True)
-    assert bench.read_repeats == 2
+    assert bench.repeats == 2
     kafka = seen["kafka"]
     assert isinstance(kafka, KafkaSettings) and kafka.bootstrap_servers == "h:1"

@@ -9,8 +9,10 @@ once to a local Parquet file before anything is timed:
     Plain confluent-kafka consuming the same window (every partition, offset 0 to the end)
     with the reader's own librdkafka settings and ``consume`` batches, and no decoding at all:
     the physical limit of a Kafka reader on this machine. It runs interleaved with
-    ``reader->numpy`` (``read_repeats`` times each, after one unmeasured warm-up read); both
-    report their median run, every run's rate and the spread.
+    ``reader->numpy`` (``repeats`` times each, after one unmeasured warm-up read). The pairs
+    below run interleaved the same way (``reader->tf.data`` with ``memory->tf.data``,
+    ``train-from-kafka`` with ``train-from-parquet``); each of these six reports its median
+    run, every run's rate and the spread.
 ``reader->numpy``
     `lakeless.dataset.KafkaDataset` (cache off, so Kafka is really read) resolving the whole
     topic and returning its ``features()`` matrix, float32 ``(rows, 18)``.
@@ -66,7 +68,7 @@ import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import repeat
 from pathlib import Path
 from typing import Any, Final
@@ -138,7 +140,8 @@ class TrainBenchSettings(BaseModel):
         tfio: measure tensorflow-io (needs its virtualenv; built on first use).
         tfio_venv: where that virtualenv lives; ``None``: `default_tfio_venv`.
         tfio_build_timeout: most seconds building the virtualenv may take.
-        read_repeats: interleaved measured reads of ``raw-consume`` and ``reader->numpy``.
+        repeats: measured runs of each interleaved pair of paths (``raw-consume`` with
+            ``reader->numpy``, the two tf.data paths, the two training paths).
         timeout: most seconds one read may wait for records.
         quick: only recorded in the report.
     """
@@ -154,7 +157,7 @@ class TrainBenchSettings(BaseModel):
     tfio: bool = True
     tfio_venv: Path | None = None
     tfio_build_timeout: float = Field(default=1800.0, gt=0)
-    read_repeats: int = Field(default=3, ge=1)
+    repeats: int = Field(default=3, ge=1)
     timeout: float = Field(default=120.0, gt=0)
     quick: bool = False
 
@@ -163,7 +166,7 @@ class TrainBenchSettings(BaseModel):
         cls, quick: bool, rows: int | None = None, epochs: int | None = None, **fields: Any
     ) -> TrainBenchSettings:
         """Settings for ``--quick`` or a full run; ``rows`` and ``epochs`` override the mode's."""
-        defaults = {"read_repeats": 1} if quick else {}
+        defaults = {"repeats": 1} if quick else {}
         return cls(
             rows=rows or (QUICK_ROWS if quick else FULL_ROWS),
             epochs=epochs or (QUICK_EPOCHS if quick else FULL_EPOCHS),
@@ -208,11 +211,11 @@ class _TrainRun:
         create_topics(self.kafka, [TopicSpec(self.topic, bench.partitions, 1)])
         parquet = workdir / "rows.parquet"
         parquet_bytes = self.fill(parquet)
-        results = self.reads()
+        self.raw_consume()  # unmeasured: the first read of a fresh topic warms the broker
+        results = self.interleaved(self.raw_consume, self.reader_numpy)
         _warm_up_tf()
-        results.append(self.reader_tf())
         x = read_parquet_features(parquet)
-        results.append(self.memory_tf(x))
+        results += self.interleaved(self.reader_tf, lambda: self.memory_tf(x))
         results.append(self.parquet_numpy(parquet, parquet_bytes))
         results.append(self.tfio(per_message=False))
         results.append(self.tfio(per_message=True))
@@ -221,10 +224,10 @@ class _TrainRun:
         self.std = np.where(std > 1e-6, std, 1.0)
         # Untimed: the first fit of the process pays for tracing and kernel set-up.
         self.train(x[: min(len(x), 20 * bench.batch_size)], epochs=1)
-        train_parquet = self.train(x, epochs=bench.epochs)
-        del x
-        results.append(self.train(None, epochs=bench.epochs))
-        results.append(train_parquet)
+        results += self.interleaved(
+            lambda: self.train(None, epochs=bench.epochs),
+            lambda: self.train(x, epochs=bench.epochs),
+        )
         return results
 
     def cleanup(self) -> None:
@@ -267,15 +270,13 @@ class _TrainRun:
             pipeline=Pipeline.builtin(Settings(kafka=self.kafka)),
         )
 
-    def reads(self) -> list[BenchResult]:
-        """`RAW_CONSUME` and `READER_NUMPY`, interleaved ``read_repeats`` times: median runs."""
-        self.raw_consume()  # unmeasured: the first read of a fresh topic warms the broker
-        raw: list[BenchResult] = []
-        numpy: list[BenchResult] = []
-        for _ in range(self.bench.read_repeats):
-            raw.append(self.raw_consume())
-            numpy.append(self.reader_numpy())
-        return [median_run(raw), median_run(numpy)]
+    def interleaved(self, *paths: Callable[[], BenchResult]) -> list[BenchResult]:
+        """Each path's median run of ``repeats`` rounds, the paths run in turn (A B A B)."""
+        runs: list[list[BenchResult]] = [[] for _ in paths]
+        for _ in range(self.bench.repeats):
+            for path, done in zip(paths, runs, strict=True):
+                done.append(path())
+        return [median_run(done) for done in runs]
 
     def raw_consume(self) -> BenchResult:
         """Every record of the window with the reader's consumer settings, nothing decoded.

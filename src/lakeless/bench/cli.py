@@ -243,13 +243,13 @@ def train(
     partitions: Annotated[
         int, typer.Option(envvar=_env("PARTITIONS"), min=1, help="Partitions of the topic.")
     ] = 6,
-    read_repeats: Annotated[
+    repeats: Annotated[
         int | None,
         typer.Option(
-            envvar=_env("READ_REPEATS"),
+            envvar=_env("REPEATS"),
             min=1,
-            help="Interleaved measured reads of raw-consume and reader->numpy "
-            "(default 1 with --quick, else 3).",
+            help="Measured runs of each interleaved pair (raw-consume and reader->numpy, the "
+            "tf.data paths, the training paths; default 1 with --quick, else 3).",
         ),
     ] = None,
     no_tfio: Annotated[
@@ -280,7 +280,7 @@ def train(
     """
     from lakeless.bench._train import TrainBenchSettings, run_train_bench
 
-    repeats = {} if read_repeats is None else {"read_repeats": read_repeats}
+    more = {} if repeats is None else {"repeats": repeats}
     bench = TrainBenchSettings.for_mode(
         quick,
         rows,
@@ -288,7 +288,7 @@ def train(
         partitions=partitions,
         tfio=not no_tfio,
         tfio_venv=tfio_venv,
-        **repeats,
+        **more,
     )
     report = run_train_bench(bench, _kafka(bootstrap))
     _emit(report, as_json)
