@@ -320,7 +320,7 @@ def test_window_reaching_into_the_remote_tier_reads_the_same(
         lambda: list_offsets(kafka.bootstrap_servers, topic, "-4")[0] > 0,
         120,
         "a segment to leave the broker's disk",
-        interval=0.5,
+        interval=2,  # each poll starts a JVM (GetOffsetShell): leave the cores to the broker
     )
 
     after = KafkaDataset(kafka, topic, window, cache=False)

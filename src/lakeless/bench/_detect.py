@@ -427,13 +427,9 @@ def _fit_all(
     default_model = None
     for base, (units, context, variants) in families.items():
         names = [base + v for v in variants]
-        needs_default = base == "autoencoder" and wanted & {
-            "per-car",
-            "per-car-max",
-            "autoencoder-smoothed",
-            "autoencoder-max-smoothed",
-        }
-        if not wanted & set(names) and not needs_default:
+        smoothed_names = {f"{name}-smoothed" for name in names}
+        needs_default = base == "autoencoder" and wanted & {"per-car", "per-car-max"}
+        if not wanted & {*names, *smoothed_names} and not needs_default:
             continue
         started = time.perf_counter()
         model, errors = _autoencoder_family(train, bench, units=units, context=context)

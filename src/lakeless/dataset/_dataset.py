@@ -25,8 +25,8 @@ logger = logging.getLogger(__name__)
 _ALL: Final = Window.all()
 #: Records per block handed from Python to tf.data.
 _TF_BLOCK: Final = 16_384
-# Blocks read ahead of the one being cut into batches: the next read overlaps the training on this
-# one (a prefetch of batches only, after rebatch, drains within a block and then waits for a read).
+#: Blocks read ahead of the one being cut into batches: the next read overlaps the training on
+#: this one (a prefetch of batches only, after rebatch, drains within a block, then waits).
 _TF_PREFETCH_BLOCKS: Final = 4
 #: Memory a cached record needs per string field besides its numbers (a reference: the
 #: strings themselves are shared between records).
